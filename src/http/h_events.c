@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Publishing and pull reads: POST and GET /v1/buses/{bus}/events.
+ *
+ * Publish runs on an MHD worker: decode and validate every event (all three content modes),
+ * encode the log records, then park the request and hand the records to the bus; the bus's
+ * commit thread checks dedup, appends, syncs and calls pub_done(), which answers and resumes.
+ */
+#include "ce/event.h"
+#include "http/routes.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/rfc3339.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct pub_ctx {
+    hr_http_req_t *req;
+    hr_bus_t *bus;
+    bool batch;
+    size_t n;
+    hr_buf_t enc;
+    hr_iov_t *recs;
+    hr_dedup_key_t *keys;
+    uint64_t *seqs;
+    uint8_t *dup;
+    hr_iov_t *scratch;
+    hr_bus_pub_t pub;
+} pub_ctx_t;
+
+static void pub_ctx_free(void *p)
+{
+    pub_ctx_t *c = p;
+    hr_bus_release(c->bus);
+    hr_buf_free(&c->enc);
+    free(c->recs);
+    free(c->keys);
+    free(c->seqs);
+    free(c->dup);
+    free(c->scratch);
+    free(c);
+}
+
+/* Extracts the lowercased media type (before any ';') into out. */
+static void media_type(const char *ct, char *out, size_t size)
+{
+    size_t j = 0;
+    if (ct) {
+        while (*ct == ' ' || *ct == '\t') {
+            ct++;
+        }
+        for (; *ct && *ct != ';' && j + 1 < size; ct++) {
+            out[j++] = (char)tolower((unsigned char)*ct);
+        }
+    }
+    while (j > 0 && (out[j - 1] == ' ' || out[j - 1] == '\t')) {
+        j--;
+    }
+    out[j] = '\0';
+}
+
+typedef struct hdr_collect {
+    hr_ce_header_t *h;
+    size_t n, cap;
+} hdr_collect_t;
+
+static enum MHD_Result collect_hdr(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    hdr_collect_t *c = cls;
+    if (strncasecmp(key, "ce-", 3) != 0) {
+        return MHD_YES;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->h = hr_xrealloc(c->h, c->cap * sizeof *c->h);
+    }
+    c->h[c->n].name = key;
+    c->h[c->n].value = value ? value : "";
+    c->n++;
+    return MHD_YES;
+}
+
+static unsigned status_for(int rc)
+{
+    switch (rc) {
+    case 0: return 202;
+    case -ENOSPC:
+    case HR_ENOSPACE: return 507;
+    case HR_ETOOBIG: return 413;
+    case HR_ENOMEM:
+    case HR_EFAILED:
+    case HR_ECLOSED:
+    case HR_EBUSY: return 503;
+    default: return 500;
+    }
+}
+
+/* On the bus's commit thread: answer and resume the parked request. */
+static void pub_done(hr_bus_pub_t *pub)
+{
+    pub_ctx_t *c = pub->user;
+    hr_buf_t out = HR_BUF_INIT;
+    unsigned status = status_for(pub->status);
+    if (pub->status != 0) {
+        char msg[256];
+        if (status == 507) {
+            snprintf(msg, sizeof msg, "disk full: nothing was stored on bus \"%s\"",
+                     hr_bus_name(c->bus));
+        } else {
+            snprintf(msg, sizeof msg, "bus \"%s\" could not store the events: %s",
+                     hr_bus_name(c->bus), hr_strerror(pub->status));
+        }
+        hr_http_error_body(&out, NULL, -1, msg);
+    } else if (!c->batch) {
+        hr_buf_printf(&out, "{\"seq\":%llu%s}", (unsigned long long)c->seqs[0],
+                      c->dup[0] ? ",\"duplicate\":true" : "");
+    } else {
+        hr_buf_puts(&out, "{\"seqs\":[");
+        for (size_t i = 0; i < c->n; i++) {
+            hr_buf_printf(&out, "%s%llu", i ? "," : "", (unsigned long long)c->seqs[i]);
+        }
+        hr_buf_putc(&out, ']');
+        size_t ndup = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            if (c->dup[i]) {
+                hr_buf_printf(&out, "%s%zu", ndup++ ? "," : ",\"duplicates\":[", i);
+            }
+        }
+        hr_buf_puts(&out, ndup ? "]}" : "}");
+    }
+    hr_http_complete(c->req, status, &out);
+    hr_buf_free(&out);
+}
+
+static void ce_error(hr_http_req_t *req, unsigned status, const hr_ce_error_t *err)
+{
+    hr_buf_t b = HR_BUF_INIT;
+    hr_http_error_body(&b, err->field, err->index, err->msg);
+    hr_http_reply(req, status, &b);
+    hr_buf_free(&b);
+}
+
+/* Decodes the request into events per its content mode. Answers and returns false on error. */
+static bool decode(hr_http_req_t *req, hr_ce_event_t ***evs, size_t *n, bool *batch)
+{
+    const hr_http_opts_t *o = hr_http_opts(req);
+    const hr_buf_t *body = hr_http_body(req);
+    const char *ct = hr_http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    char mt[128];
+    media_type(ct, mt, sizeof mt);
+    hr_ce_error_t err;
+    memset(&err, 0, sizeof err);
+    err.index = -1;
+    int rc;
+    *batch = false;
+    if (strncmp(mt, "application/cloudevents-batch", 29) == 0) {
+        if (strcmp(mt, "application/cloudevents-batch+json") != 0) {
+            hr_http_error(req, 415, "Content-Type",
+                          "unsupported batch format \"%s\": use application/cloudevents-batch+json",
+                          mt);
+            return false;
+        }
+        *batch = true;
+        if (body->len > o->max_batch_bytes) {
+            hr_http_error(req, 413, "body", "batch of %zu bytes exceeds the limit of %zu bytes",
+                          body->len, o->max_batch_bytes);
+            return false;
+        }
+        rc = hr_ce_from_batch(body->data, body->len, evs, n, &err);
+    } else if (strncmp(mt, "application/cloudevents", 23) == 0) {
+        if (strcmp(mt, "application/cloudevents+json") != 0 &&
+            strcmp(mt, "application/cloudevents") != 0) {
+            hr_http_error(req, 415, "Content-Type",
+                          "unsupported event format \"%s\": use application/cloudevents+json", mt);
+            return false;
+        }
+        if (body->len > o->max_event_bytes) {
+            hr_http_error(req, 413, "body", "event of %zu bytes exceeds the limit of %zu bytes",
+                          body->len, o->max_event_bytes);
+            return false;
+        }
+        *evs = hr_xmalloc(sizeof **evs);
+        rc = hr_ce_from_structured(body->data, body->len, &(*evs)[0], &err);
+        *n = rc == 0 ? 1 : 0;
+        if (rc != 0) {
+            free(*evs);
+            *evs = NULL;
+        }
+    } else {
+        if (body->len > o->max_event_bytes) {
+            hr_http_error(req, 413, "body", "event of %zu bytes exceeds the limit of %zu bytes",
+                          body->len, o->max_event_bytes);
+            return false;
+        }
+        hdr_collect_t hc = {0};
+        MHD_get_connection_values(hr_http_connection(req), MHD_HEADER_KIND, collect_hdr, &hc);
+        if (hc.n == 0) {
+            free(hc.h);
+            hr_http_error(req, 400, "ce-specversion",
+                          "no CloudEvent in the request: binary mode needs ce-specversion, "
+                          "ce-id, ce-source and ce-type headers, or send Content-Type "
+                          "application/cloudevents+json (structured) or "
+                          "application/cloudevents-batch+json (batched)");
+            return false;
+        }
+        *evs = hr_xmalloc(sizeof **evs);
+        rc = hr_ce_from_binary(hc.h, hc.n, ct, body->data, body->len, &(*evs)[0], &err);
+        free(hc.h);
+        *n = rc == 0 ? 1 : 0;
+        if (rc != 0) {
+            free(*evs);
+            *evs = NULL;
+        }
+    }
+    if (rc == HR_ENOMEM) {
+        hr_http_set_header(req, "Retry-After", "1");
+        hr_http_error(req, 503, NULL, "out of memory decoding the request; retry later");
+        return false;
+    }
+    if (rc != 0) {
+        ce_error(req, 400, &err);
+        return false;
+    }
+    if (*batch && *n == 0) {
+        hr_http_error(req, 400, "body", "the batch is empty: send at least one event");
+        return false;
+    }
+    return true;
+}
+
+void hr_h_publish(hr_http_req_t *req)
+{
+    static const char *const allowed[] = {NULL};
+    if (!hr_http_check_query(req, allowed)) {
+        return;
+    }
+    const char *name = hr_http_param(req, 0);
+    hr_bus_t *bus = hr_buses_get(hr_http_buses(req), name);
+    if (bus == NULL) {
+        hr_http_error(req, 404, "bus", "no bus named \"%s\"", name);
+        return;
+    }
+    hr_ce_event_t **evs = NULL;
+    size_t n = 0;
+    bool batch;
+    if (!decode(req, &evs, &n, &batch)) {
+        hr_bus_release(bus);
+        return;
+    }
+    pub_ctx_t *c = hr_xcalloc(1, sizeof *c);
+    c->req = req;
+    c->bus = bus;
+    c->batch = batch;
+    c->n = n;
+    hr_http_set_state(req, c, pub_ctx_free);
+    size_t *ends = hr_xmalloc(n * sizeof *ends);
+    int rc = 0;
+    long too_big = -1;
+    size_t max_ev = hr_http_opts(req)->max_event_bytes;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t before = c->enc.len;
+        rc = hr_ce_encode(evs[i], &c->enc);
+        ends[i] = c->enc.len;
+        if (rc == 0 && c->enc.len - before > max_ev) {
+            too_big = (long)i;
+            rc = HR_ETOOBIG;
+        }
+    }
+    if (rc == 0) {
+        c->recs = hr_xmalloc(n * sizeof *c->recs);
+        c->keys = hr_xmalloc(n * sizeof *c->keys);
+        c->seqs = hr_xcalloc(n, sizeof *c->seqs);
+        c->dup = hr_xcalloc(n, 1);
+        c->scratch = hr_xmalloc(n * sizeof *c->scratch);
+        for (size_t i = 0; i < n; i++) {
+            size_t start = i ? ends[i - 1] : 0;
+            c->recs[i].base = c->enc.data + start;
+            c->recs[i].len = ends[i] - start;
+            c->keys[i] = hr_dedup_key(evs[i]->source, evs[i]->id);
+        }
+    }
+    free(ends);
+    hr_ce_events_free(evs, n);
+    if (rc == HR_ETOOBIG) {
+        hr_buf_t b = HR_BUF_INIT;
+        char msg[160];
+        snprintf(msg, sizeof msg, "event exceeds the limit of %zu bytes", max_ev);
+        hr_http_error_body(&b, "body", batch ? too_big : -1, msg);
+        hr_http_reply(req, 413, &b);
+        hr_buf_free(&b);
+        return;
+    }
+    if (rc != 0) {
+        hr_http_set_header(req, "Retry-After", "1");
+        hr_http_error(req, 503, NULL, "out of memory encoding the events; retry later");
+        return;
+    }
+    c->pub.recs = c->recs;
+    c->pub.keys = c->keys;
+    c->pub.n = n;
+    c->pub.seqs = c->seqs;
+    c->pub.dup = c->dup;
+    c->pub.scratch = c->scratch;
+    c->pub.done = pub_done;
+    c->pub.user = c;
+    /* Park first, then submit: the commit thread may finish before this function returns, and
+     * a connection must be suspended before it is resumed. */
+    hr_http_suspend(req);
+    rc = hr_bus_publish(bus, &c->pub);
+    if (rc != 0) {
+        c->pub.status = rc;
+        pub_done(&c->pub);
+    }
+}
+
+/* ---- reads ---- */
+
+/* Parses a seq parameter: decimal digits only, 1..2^63. */
+bool hr__parse_seq(const char *s, uint64_t *out)
+{
+    if (s == NULL || *s == '\0' || strlen(s) > 19) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') {
+            return false;
+        }
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (v == 0 || v > (1ull << 63)) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Resolves ?from= / ?from_time= into a start seq; answers 400 and returns false when bad. */
+bool hr__read_start(hr_http_req_t *req, hr_bus_t *bus, uint64_t *from)
+{
+    const char *f = hr_http_query(req, "from");
+    const char *ft = hr_http_query(req, "from_time");
+    if (f && ft) {
+        hr_http_error(req, 400, "from_time", "give either \"from\" or \"from_time\", not both");
+        return false;
+    }
+    if (f) {
+        if (!hr__parse_seq(f, from)) {
+            hr_http_error(req, 400, "from", "\"from\" must be a seq: an integer of at least 1, got \"%s\"",
+                          f);
+            return false;
+        }
+        return true;
+    }
+    if (ft) {
+        uint64_t t;
+        if (hr_rfc3339_parse(ft, strlen(ft), &t) != 0) {
+            hr_http_error(req, 400, "from_time",
+                          "\"from_time\" must be an RFC 3339 time such as "
+                          "2026-01-02T03:04:05Z, got \"%s\"",
+                          ft);
+            return false;
+        }
+        *from = hr_log_seek_time(hr_bus_log(bus), t);
+        return true;
+    }
+    *from = 1;
+    return true;
+}
+
+void hr_h_read(hr_http_req_t *req)
+{
+    static const char *const allowed[] = {"from", "from_time", "limit", "filter", NULL};
+    if (!hr_http_check_query(req, allowed)) {
+        return;
+    }
+    if (hr_http_query(req, "filter")) {
+        hr_http_error(req, 400, "filter", "CESQL filters on reads are not supported yet");
+        return;
+    }
+    const char *name = hr_http_param(req, 0);
+    hr_bus_t *bus = hr_buses_get(hr_http_buses(req), name);
+    if (bus == NULL) {
+        hr_http_error(req, 404, "bus", "no bus named \"%s\"", name);
+        return;
+    }
+    uint64_t from, limit = 100;
+    const char *l = hr_http_query(req, "limit");
+    if (l && (!hr__parse_seq(l, &limit) || limit > 1000)) {
+        hr_http_error(req, 400, "limit", "\"limit\" must be an integer from 1 to 1000, got \"%s\"",
+                      l);
+        goto out;
+    }
+    if (!hr__read_start(req, bus, &from)) {
+        goto out;
+    }
+    hr_log_batch_t b = HR_LOG_BATCH_INIT;
+    int rc = hr_log_read(hr_bus_log(bus), from, (size_t)limit, 4u << 20, &b);
+    if (rc != 0) {
+        hr_log_batch_free(&b);
+        hr_http_error(req, 500, NULL, "reading bus \"%s\" failed: %s", name, hr_strerror(rc));
+        goto out;
+    }
+    hr_buf_t out = HR_BUF_INIT;
+    hr_buf_puts(&out, "{\"events\":[");
+    uint64_t next = from;
+    for (size_t i = 0; i < b.n && rc == 0; i++) {
+        if (i) {
+            hr_buf_putc(&out, ',');
+        }
+        rc = hr_bus_envelope_json(&b.ents[i], &out);
+        next = b.ents[i].seq + 1;
+    }
+    if (b.n == 0) {
+        hr_log_stats_t st;
+        hr_log_stats(hr_bus_log(bus), &st);
+        if (next < st.first_seq) {
+            next = st.first_seq;
+        }
+        if (next > st.last_seq + 1) {
+            next = st.last_seq + 1;
+        }
+    }
+    hr_log_batch_free(&b);
+    if (rc != 0) {
+        hr_buf_free(&out);
+        hr_http_error(req, 500, NULL, "a stored record of bus \"%s\" does not decode: %s", name,
+                      hr_strerror(rc));
+        goto out;
+    }
+    hr_buf_printf(&out, "],\"next\":%llu}", (unsigned long long)next);
+    hr_http_reply(req, 200, &out);
+    hr_buf_free(&out);
+out:
+    hr_bus_release(bus);
+}

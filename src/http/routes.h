@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* The route table: method + path pattern → handler. Patterns use "{}" for one path segment. */
+#ifndef HR_HTTP_ROUTES_H
+#define HR_HTTP_ROUTES_H
+
+#include "http/server.h"
+
+#define HR_ROUTE_MAX_PARAMS 4
+
+typedef void (*hr_handler_fn)(hr_http_req_t *req);
+
+typedef struct hr_route {
+    const char *method;
+    const char *pattern;
+    hr_handler_fn handler;
+    size_t max_body; /* 0: no body accepted beyond the default small limit */
+} hr_route_t;
+
+/* Finds the route for (method, path). Fills params (percent-decoded, owned by the caller: free
+ * each). Returns the route, or NULL with *path_known telling 405 (path exists) from 404. */
+const hr_route_t *hr_routes_match(const char *method, const char *path, char **params,
+                                  size_t *n_params, bool *path_known);
+
+/* Handlers (h_*.c). */
+void hr_h_publish(hr_http_req_t *req);
+void hr_h_read(hr_http_req_t *req);
+void hr_h_stream(hr_http_req_t *req);
+void hr_h_bus_put(hr_http_req_t *req);
+void hr_h_bus_get(hr_http_req_t *req);
+void hr_h_bus_delete(hr_http_req_t *req);
+void hr_h_bus_list(hr_http_req_t *req);
+void hr_h_health(hr_http_req_t *req);
+
+#endif
