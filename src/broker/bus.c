@@ -56,9 +56,8 @@ static int parse_dur(json_t *v, const char *name, uint64_t *out, bool allow_null
         return 0;
     }
     if (!json_is_string(v) || hr_duration_parse(json_string_value(v), out) != 0) {
-        snprintf(err, errsz,
-                 "\"%s\" must be an ISO 8601 duration such as \"PT10M\" or \"P7D\"%s", name,
-                 allow_null ? " (or null)" : "");
+        snprintf(err, errsz, "\"%s\" must be an ISO 8601 duration such as \"PT10M\" or \"P7D\"%s",
+                 name, allow_null ? " (or null)" : "");
         return HR_EINVAL;
     }
     return 0;
@@ -78,8 +77,8 @@ static int parse_u64(json_t *v, const char *name, uint64_t *out, char *err, size
     return 0;
 }
 
-int hr_bus_config_parse(const char *json, size_t len, hr_bus_config_t *c, char *err,
-                        size_t errsz, char *field, size_t fieldsz)
+int hr_bus_config_parse(const char *json, size_t len, hr_bus_config_t *c, char *err, size_t errsz,
+                        char *field, size_t fieldsz)
 {
     int rc = HR_EINVAL;
     json_error_t jerr;
@@ -139,18 +138,17 @@ int hr_bus_config_parse(const char *json, size_t len, hr_bus_config_t *c, char *
             {
                 snprintf(field, fieldsz, "retention.%s", k2);
                 if (strcmp(k2, "max_age") == 0) {
-                    if (parse_dur(v2, "retention.max_age", &n.retention_age_ms, true, err,
-                                  errsz) != 0) {
-                        goto out;
-                    }
-                } else if (strcmp(k2, "max_bytes") == 0) {
-                    if (parse_u64(v2, "retention.max_bytes", &n.retention_bytes, err, errsz) !=
+                    if (parse_dur(v2, "retention.max_age", &n.retention_age_ms, true, err, errsz) !=
                         0) {
                         goto out;
                     }
+                } else if (strcmp(k2, "max_bytes") == 0) {
+                    if (parse_u64(v2, "retention.max_bytes", &n.retention_bytes, err, errsz) != 0) {
+                        goto out;
+                    }
                 } else {
-                    snprintf(err, errsz, "unknown member \"retention.%s\" (expected max_age, max_bytes)",
-                             k2);
+                    snprintf(err, errsz,
+                             "unknown member \"retention.%s\" (expected max_age, max_bytes)", k2);
                     goto out;
                 }
             }
@@ -190,10 +188,9 @@ int hr_bus_config_to_json(const hr_bus_config_t *c, hr_buf_t *out)
     rc = rc ? rc : hr_buf_puts(out, ",\"retention\":{");
     rc = rc ? rc : put_dur(out, "max_age", c->retention_age_ms, true);
     if (rc == 0) {
-        rc = c->retention_bytes
-                 ? hr_buf_printf(out, ",\"max_bytes\":%llu},",
-                                 (unsigned long long)c->retention_bytes)
-                 : hr_buf_puts(out, ",\"max_bytes\":null},");
+        rc = c->retention_bytes ? hr_buf_printf(out, ",\"max_bytes\":%llu},",
+                                                (unsigned long long)c->retention_bytes)
+                                : hr_buf_puts(out, ",\"max_bytes\":null},");
     }
     rc = rc ? rc : put_dur(out, "dedup_window", c->dedup_window_ms, true);
     return rc;
@@ -284,8 +281,8 @@ int hr_bus_envelope_json(const hr_log_entry_t *e, hr_buf_t *out)
     }
     char ts[64];
     hr_rfc3339_format(e->time_ns, ts, sizeof ts);
-    rc = hr_buf_printf(out, "{\"seq\":%llu,\"ingested\":\"%s\",\"event\":",
-                       (unsigned long long)e->seq, ts);
+    rc = hr_buf_printf(
+        out, "{\"seq\":%llu,\"ingested\":\"%s\",\"event\":", (unsigned long long)e->seq, ts);
     rc = rc ? rc : hr_ce_to_json(ev, out);
     rc = rc ? rc : hr_buf_putc(out, '}');
     hr_ce_event_free(ev);
@@ -327,14 +324,14 @@ int hr_bus_to_json(hr_bus_t *bus, hr_buf_t *out)
     hr_bus_config_t cfg = bus->cfg;
     pthread_mutex_unlock(&bus->cfg_mu);
     rc = rc ? rc : hr_bus_config_to_json(&cfg, out);
-    rc = rc ? rc
-            : hr_buf_printf(out,
-                            ",\"created\":\"%s\",\"stats\":{\"first_seq\":%llu,\"last_seq\":%llu,"
-                            "\"events\":%llu,\"bytes\":%llu,\"segments\":%u,\"failed\":%s}}",
-                            created, (unsigned long long)st.first_seq,
-                            (unsigned long long)st.last_seq, (unsigned long long)st.count,
-                            (unsigned long long)st.bytes, st.segments,
-                            st.failed ? "true" : "false");
+    rc =
+        rc ? rc
+           : hr_buf_printf(out,
+                           ",\"created\":\"%s\",\"stats\":{\"first_seq\":%llu,\"last_seq\":%llu,"
+                           "\"events\":%llu,\"bytes\":%llu,\"segments\":%u,\"failed\":%s}}",
+                           created, (unsigned long long)st.first_seq,
+                           (unsigned long long)st.last_seq, (unsigned long long)st.count,
+                           (unsigned long long)st.bytes, st.segments, st.failed ? "true" : "false");
     return rc;
 }
 
@@ -434,8 +431,8 @@ static int rebuild_dedup(hr_bus_t *bus)
     return rc;
 }
 
-int hr__bus_open(const char *name, const char *dir, const hr_bus_config_t *cfg,
-                 uint64_t created_ns, hr_bus_t **out)
+int hr__bus_open(const char *name, const char *dir, const hr_bus_config_t *cfg, uint64_t created_ns,
+                 hr_bus_t **out)
 {
     *out = NULL;
     hr_bus_t *bus = hr_xcalloc(1, sizeof *bus);

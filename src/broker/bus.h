@@ -37,8 +37,8 @@ void hr_bus_config_default(hr_bus_config_t *c);
 
 /* Applies the members present in JSON document `json` (a PUT body) on top of `c`. Returns 0,
  * or HR_EINVAL with a sentence naming the member in err (size errsz) and its name in field. */
-int hr_bus_config_parse(const char *json, size_t len, hr_bus_config_t *c, char *err,
-                        size_t errsz, char *field, size_t fieldsz);
+int hr_bus_config_parse(const char *json, size_t len, hr_bus_config_t *c, char *err, size_t errsz,
+                        char *field, size_t fieldsz);
 /* Appends the config as JSON members (no braces) to out. */
 int hr_bus_config_to_json(const hr_bus_config_t *c, hr_buf_t *out);
 
@@ -50,16 +50,16 @@ bool hr_bus_name_valid(const char *name);
 typedef struct hr_bus_pub hr_bus_pub_t;
 struct hr_bus_pub {
     /* Set by the caller; all borrowed until done() runs. */
-    const hr_iov_t *recs;        /* encoded events (hr_ce_encode) */
-    const hr_dedup_key_t *keys;  /* dedup key of each event */
+    const hr_iov_t *recs;       /* encoded events (hr_ce_encode) */
+    const hr_dedup_key_t *keys; /* dedup key of each event */
     size_t n;
-    uint64_t *seqs;              /* out: seq of each event (original seq for duplicates) */
-    uint8_t *dup;                /* out: 1 where the event was a duplicate */
-    hr_iov_t *scratch;           /* n entries of scratch space for the bus */
+    uint64_t *seqs;                  /* out: seq of each event (original seq for duplicates) */
+    uint8_t *dup;                    /* out: 1 where the event was a duplicate */
+    hr_iov_t *scratch;               /* n entries of scratch space for the bus */
     void (*done)(hr_bus_pub_t *pub); /* on the commit thread; must not block */
     void *user;
     /* Set before done(). */
-    int status;                  /* 0 or a negative code; on error nothing was stored */
+    int status; /* 0 or a negative code; on error nothing was stored */
     /* Internal. */
     hr_log_req_t lreq;
 };

@@ -29,8 +29,8 @@ struct hr_bus {
     hr_buses_t *reg;
 };
 
-int hr__bus_open(const char *name, const char *dir, const hr_bus_config_t *cfg,
-                 uint64_t created_ns, hr_bus_t **out);
+int hr__bus_open(const char *name, const char *dir, const hr_bus_config_t *cfg, uint64_t created_ns,
+                 hr_bus_t **out);
 void hr__bus_configure(hr_bus_t *bus, const hr_bus_config_t *cfg);
 void hr__bus_close(hr_bus_t *bus);
 /* Wakes every watcher (after a commit, or when the bus is deleted). */

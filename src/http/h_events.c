@@ -12,7 +12,6 @@
 #include "util/err.h"
 #include "util/rfc3339.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -47,24 +46,6 @@ static void pub_ctx_free(void *p)
     free(c);
 }
 
-/* Extracts the lowercased media type (before any ';') into out. */
-static void media_type(const char *ct, char *out, size_t size)
-{
-    size_t j = 0;
-    if (ct) {
-        while (*ct == ' ' || *ct == '\t') {
-            ct++;
-        }
-        for (; *ct && *ct != ';' && j + 1 < size; ct++) {
-            out[j++] = (char)tolower((unsigned char)*ct);
-        }
-    }
-    while (j > 0 && (out[j - 1] == ' ' || out[j - 1] == '\t')) {
-        j--;
-    }
-    out[j] = '\0';
-}
-
 typedef struct hdr_collect {
     hr_ce_header_t *h;
     size_t n, cap;
@@ -91,15 +72,20 @@ static enum MHD_Result collect_hdr(void *cls, enum MHD_ValueKind kind, const cha
 static unsigned status_for(int rc)
 {
     switch (rc) {
-    case 0: return 202;
+    case 0:
+        return 202;
     case -ENOSPC:
-    case HR_ENOSPACE: return 507;
-    case HR_ETOOBIG: return 413;
+    case HR_ENOSPACE:
+        return 507;
+    case HR_ETOOBIG:
+        return 413;
     case HR_ENOMEM:
     case HR_EFAILED:
     case HR_ECLOSED:
-    case HR_EBUSY: return 503;
-    default: return 500;
+    case HR_EBUSY:
+        return 503;
+    default:
+        return 500;
     }
 }
 
@@ -154,34 +140,27 @@ static bool decode(hr_http_req_t *req, hr_ce_event_t ***evs, size_t *n, bool *ba
     const hr_http_opts_t *o = hr_http_opts(req);
     const hr_buf_t *body = hr_http_body(req);
     const char *ct = hr_http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
-    char mt[128];
-    media_type(ct, mt, sizeof mt);
     hr_ce_error_t err;
     memset(&err, 0, sizeof err);
     err.index = -1;
     int rc;
-    *batch = false;
-    if (strncmp(mt, "application/cloudevents-batch", 29) == 0) {
-        if (strcmp(mt, "application/cloudevents-batch+json") != 0) {
-            hr_http_error(req, 415, "Content-Type",
-                          "unsupported batch format \"%s\": use application/cloudevents-batch+json",
-                          mt);
-            return false;
-        }
-        *batch = true;
+    hr_ce_mode_t mode = hr_ce_detect_mode(ct);
+    *batch = mode == HR_CE_MODE_BATCH;
+    if (mode == HR_CE_MODE_UNSUPPORTED) {
+        hr_http_error(req, 415, "Content-Type",
+                      "unsupported event format \"%s\": use application/cloudevents+json "
+                      "(structured) or application/cloudevents-batch+json (batched)",
+                      ct);
+        return false;
+    }
+    if (mode == HR_CE_MODE_BATCH) {
         if (body->len > o->max_batch_bytes) {
             hr_http_error(req, 413, "body", "batch of %zu bytes exceeds the limit of %zu bytes",
                           body->len, o->max_batch_bytes);
             return false;
         }
         rc = hr_ce_from_batch(body->data, body->len, evs, n, &err);
-    } else if (strncmp(mt, "application/cloudevents", 23) == 0) {
-        if (strcmp(mt, "application/cloudevents+json") != 0 &&
-            strcmp(mt, "application/cloudevents") != 0) {
-            hr_http_error(req, 415, "Content-Type",
-                          "unsupported event format \"%s\": use application/cloudevents+json", mt);
-            return false;
-        }
+    } else if (mode == HR_CE_MODE_STRUCTURED) {
         if (body->len > o->max_event_bytes) {
             hr_http_error(req, 413, "body", "event of %zu bytes exceeds the limit of %zu bytes",
                           body->len, o->max_event_bytes);
@@ -354,8 +333,8 @@ bool hr__read_start(hr_http_req_t *req, hr_bus_t *bus, uint64_t *from)
     }
     if (f) {
         if (!hr__parse_seq(f, from)) {
-            hr_http_error(req, 400, "from", "\"from\" must be a seq: an integer of at least 1, got \"%s\"",
-                          f);
+            hr_http_error(req, 400, "from",
+                          "\"from\" must be a seq: an integer of at least 1, got \"%s\"", f);
             return false;
         }
         return true;

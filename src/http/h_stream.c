@@ -27,8 +27,8 @@ bool hr__parse_seq(const char *s, uint64_t *out);
 bool hr__read_start(hr_http_req_t *req, hr_bus_t *bus, uint64_t *from);
 
 typedef struct sse {
-    hr_bus_watch_t watch;      /* in the bus's watcher list */
-    hr_http_stream_t stream;   /* in the server's stream list */
+    hr_bus_watch_t watch;    /* in the bus's watcher list */
+    hr_http_stream_t stream; /* in the server's stream list */
     hr_http_t *srv;
     hr_bus_t *bus;
     struct MHD_Connection *conn;
@@ -38,7 +38,7 @@ typedef struct sse {
     uint64_t next_seq;
     uint64_t last_send_ns;
     uint64_t heartbeat_ns;
-    hr_buf_t out;              /* formatted, not yet sent */
+    hr_buf_t out; /* formatted, not yet sent */
     size_t out_off;
     hr_log_batch_t batch;
 } sse_t;
@@ -69,8 +69,7 @@ static void on_poke(hr_http_stream_t *st, bool closing)
     if (closing) {
         s->closing = true;
     }
-    if (closing || hr_mono_ns() - s->last_send_ns >= s->heartbeat_ns ||
-        hr_bus_deleted(s->bus)) {
+    if (closing || hr_mono_ns() - s->last_send_ns >= s->heartbeat_ns || hr_bus_deleted(s->bus)) {
         resume_locked(s);
     }
     pthread_mutex_unlock(&s->mu);

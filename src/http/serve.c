@@ -55,7 +55,8 @@ static const opt_t opts[] = {
      "largest event accepted (default 1048576; larger get 413)"},
     {"max-batch-bytes", OPT_SIZE, OFF(http.max_batch_bytes),
      "largest batch request body (default 16777216)"},
-    {"heartbeat", OPT_UINT, OFF(http.heartbeat_s), "SSE heartbeat interval in seconds (default 15)"},
+    {"heartbeat", OPT_UINT, OFF(http.heartbeat_s),
+     "SSE heartbeat interval in seconds (default 15)"},
 };
 
 static void usage(FILE *f)
@@ -263,8 +264,7 @@ int hr_serve_main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/LOCK", cfg.data);
     int lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        fprintf(stderr, "herald serve: data directory %s is in use by another herald\n",
-                cfg.data);
+        fprintf(stderr, "herald serve: data directory %s is in use by another herald\n", cfg.data);
         return 1;
     }
     /* Signals are taken synchronously by this thread; every other thread inherits the mask. */

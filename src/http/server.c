@@ -60,9 +60,9 @@ struct hr_http_req {
     hr_buf_t body;
     size_t body_limit;
     bool body_too_big;
-    bool early_done;  /* a response was queued before the body arrived */
-    bool handled;     /* the handler ran */
-    bool parked;      /* suspended, awaiting hr_http_complete */
+    bool early_done; /* a response was queued before the body arrived */
+    bool handled;    /* the handler ran */
+    bool parked;     /* suspended, awaiting hr_http_complete */
     /* response stored by hr_http_complete (another thread) */
     pthread_mutex_t mu;
     bool ready;
@@ -95,9 +95,8 @@ static void queue(hr_http_req_t *req, unsigned status, hr_buf_t *body)
 {
     size_t len = body ? body->len : 0;
     char *data = body ? hr_buf_steal(body) : NULL;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, data ? data : (void *)"", data ? MHD_RESPMEM_MUST_FREE
-                                                                       : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, data ? data : (void *)"", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (len) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     }
@@ -179,8 +178,8 @@ void hr_http_set_state(hr_http_req_t *req, void *state, void (*free_fn)(void *st
 }
 
 void hr_http_reply_stream(hr_http_req_t *req, const char *content_type,
-                          long (*reader)(void *cls, uint64_t pos, char *buf, size_t max),
-                          void *cls, void (*free_fn)(void *cls))
+                          long (*reader)(void *cls, uint64_t pos, char *buf, size_t max), void *cls,
+                          void (*free_fn)(void *cls))
 {
     struct MHD_Response *r = MHD_create_response_from_callback(
         MHD_SIZE_UNKNOWN, 16 * 1024, (MHD_ContentReaderCallback)reader, cls, free_fn);

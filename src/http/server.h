@@ -24,13 +24,13 @@ typedef struct hr_http_req hr_http_req_t;
 typedef struct hr_http_opts {
     char listen_host[128];
     uint16_t port;
-    unsigned threads;           /* MHD worker threads (default: number of cores) */
-    unsigned max_connections;   /* default 1024 */
-    unsigned timeout_s;         /* idle connection timeout (default 30) */
-    size_t max_header_bytes;    /* per-connection memory for headers (default 64 KiB) */
-    size_t max_event_bytes;     /* one event (default 1 MiB) */
-    size_t max_batch_bytes;     /* one batch request body (default 16 MiB) */
-    unsigned heartbeat_s;       /* SSE heartbeat interval (default 15) */
+    unsigned threads;         /* MHD worker threads (default: number of cores) */
+    unsigned max_connections; /* default 1024 */
+    unsigned timeout_s;       /* idle connection timeout (default 30) */
+    size_t max_header_bytes;  /* per-connection memory for headers (default 64 KiB) */
+    size_t max_event_bytes;   /* one event (default 1 MiB) */
+    size_t max_batch_bytes;   /* one batch request body (default 16 MiB) */
+    unsigned heartbeat_s;     /* SSE heartbeat interval (default 15) */
 } hr_http_opts_t;
 
 void hr_http_opts_default(hr_http_opts_t *o);
@@ -77,8 +77,8 @@ void hr_http_set_state(hr_http_req_t *req, void *state, void (*free_fn)(void *st
  * stream object owns itself and is freed by `free_fn`. Used by SSE. */
 struct MHD_Connection *hr_http_connection(hr_http_req_t *req);
 void hr_http_reply_stream(hr_http_req_t *req, const char *content_type,
-                          long (*reader)(void *cls, uint64_t pos, char *buf, size_t max),
-                          void *cls, void (*free_fn)(void *cls));
+                          long (*reader)(void *cls, uint64_t pos, char *buf, size_t max), void *cls,
+                          void (*free_fn)(void *cls));
 
 /* ---- SSE streams registry (for heartbeats and shutdown) ---- */
 typedef struct hr_http_stream hr_http_stream_t;

@@ -19,7 +19,8 @@ struct hr_meta {
 
 static const char *const migrations[] = {
     /* 1 */
-    "CREATE TABLE buses (name TEXT PRIMARY KEY, config TEXT NOT NULL, created_ns INTEGER NOT NULL);",
+    "CREATE TABLE buses (name TEXT PRIMARY KEY, config TEXT NOT NULL, created_ns INTEGER NOT "
+    "NULL);",
 };
 
 static int exec(sqlite3 *db, const char *sql)
@@ -69,7 +70,8 @@ int hr_meta_open(const char *path, hr_meta_t **out)
 {
     *out = NULL;
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+    if (sqlite3_open_v2(path, &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL) != SQLITE_OK) {
         fprintf(stderr, "herald: cannot open %s: %s\n", path, db ? sqlite3_errmsg(db) : "?");
         sqlite3_close(db);
@@ -155,8 +157,7 @@ int hr_meta_bus_each(hr_meta_t *m, hr_meta_bus_fn fn, void *arg)
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         rc = fn(arg, (const char *)sqlite3_column_text(st, 0),
-                (const char *)sqlite3_column_text(st, 1),
-                (uint64_t)sqlite3_column_int64(st, 2));
+                (const char *)sqlite3_column_text(st, 1), (uint64_t)sqlite3_column_int64(st, 2));
         if (rc != 0) {
             break;
         }

@@ -78,11 +78,21 @@ int hr_duration_parse(const char *s, uint64_t *out_ms)
         last = (int)(pos - order);
         uint64_t unit_ms;
         switch (in_time ? d : (char)(d + 32)) {
-        case 'w': unit_ms = 7ull * 86400000; break;
-        case 'd': unit_ms = 86400000; break;
-        case 'H': unit_ms = 3600000; break;
-        case 'M': unit_ms = 60000; break;
-        default: unit_ms = 1000; break;
+        case 'w':
+            unit_ms = 7ull * 86400000;
+            break;
+        case 'd':
+            unit_ms = 86400000;
+            break;
+        case 'H':
+            unit_ms = 3600000;
+            break;
+        case 'M':
+            unit_ms = 60000;
+            break;
+        default:
+            unit_ms = 1000;
+            break;
         }
         if (v > (UINT64_MAX - total) / unit_ms) {
             return HR_EINVAL;
