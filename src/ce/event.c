@@ -120,7 +120,7 @@ int hr__ce_ext_cmp(const void *a, const void *b)
 
 bool hr__ce_ext_name_ok(const char *name, size_t len)
 {
-    if (len == 0) {
+    if (len == 0 || len > HR_CE_EXT_NAME_MAX) {
         return false;
     }
     for (size_t i = 0; i < len; i++) {
@@ -607,8 +607,8 @@ int hr__ce_validate_attrs(const hr_ce_event_t *ev, hr_ce_error_t *err)
             hr__ce_quote(q, sizeof q, x->name, nlen);
             return hr__ce_fail(err, x->name,
                                "%s is not a valid attribute name: names must consist of "
-                               "lower-case letters a-z and digits 0-9",
-                               q);
+                               "1 to %d lower-case letters a-z and digits 0-9",
+                               q, HR_CE_EXT_NAME_MAX);
         }
         if (hr__ce_attr_index(x->name, nlen) >= 0 || strcmp(x->name, "data") == 0) {
             return hr__ce_fail(err, x->name,

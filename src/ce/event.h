@@ -29,6 +29,10 @@ typedef enum hr_ce_kind {
     HR_CE_BOOL = 2, /* value is "true" or "false" */
 } hr_ce_kind_t;
 
+/* Longest extension name accepted. The spec says names SHOULD NOT exceed 20 characters; longer
+ * ones are accepted (SDKs send them) up to this hard limit, which bounds header and memory use. */
+#define HR_CE_EXT_NAME_MAX 64
+
 typedef struct hr_ce_ext {
     char *name;  /* [a-z0-9]+ (the spec's 20-character limit is a SHOULD, not enforced); owned */
     char *value; /* canonical string form; owned; valid UTF-8 */

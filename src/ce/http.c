@@ -209,8 +209,8 @@ static int take_header(hr_ce_event_t *ev, size_t *exts_cap, const hr_ce_header_t
         hr__ce_quote(q, sizeof q, h->name, strlen(h->name));
         rc = hr__ce_fail(err, field,
                          "header %s does not name a CloudEvents attribute: attribute names "
-                         "must consist of lower-case letters a-z and digits 0-9",
-                         q);
+                         "must consist of 1 to %d lower-case letters a-z and digits 0-9",
+                         q, HR_CE_EXT_NAME_MAX);
         goto fail;
     }
     if (strcmp(name, "datacontenttype") == 0) {

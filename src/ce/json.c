@@ -379,8 +379,8 @@ static int parse_ext(jp_t *j, ev_parse_t *ep, const hr_buf_t *key, hr_buf_t *val
         hr__ce_quote(q, sizeof q, name, key->len);
         return hr__ce_fail(j->err, key->len && !memchr(name, 0, key->len) ? name : "",
                            "%s is not a valid attribute name: extension names must consist of "
-                           "lower-case letters a-z and digits 0-9",
-                           q);
+                           "1 to %d lower-case letters a-z and digits 0-9",
+                           q, HR_CE_EXT_NAME_MAX);
     }
     uint8_t c = j->s[j->i];
     char *value = NULL;
@@ -591,7 +591,7 @@ static int parse_event(jp_t *j, hr_ce_event_t **out, hr_buf_t *key, hr_buf_t *va
         j->i++;
     } else {
         for (;;) {
-            j->field = "json";
+            j->field = "body";
             if (j->i >= j->len || j->s[j->i] != '"') {
                 rc = syntax(j, "a member name string was expected");
                 goto fail;
@@ -612,11 +612,11 @@ static int parse_event(jp_t *j, hr_ce_event_t **out, hr_buf_t *key, hr_buf_t *va
             }
             /* error messages name the member when its name is printable */
             j->field =
-                key->len < 64 && !memchr(key->data, 0, key->len) ? (const char *)key->data : "json";
+                key->len < 64 && !memchr(key->data, 0, key->len) ? (const char *)key->data : "body";
             if ((rc = parse_member(j, &ep, key, val)) != 0) {
                 goto fail;
             }
-            j->field = "json";
+            j->field = "body";
             skip_ws(j);
             if (j->i < j->len && j->s[j->i] == ',') {
                 j->i++;
@@ -668,7 +668,7 @@ fail:
 
 int hr_ce_from_structured(const uint8_t *body, size_t len, hr_ce_event_t **out, hr_ce_error_t *err)
 {
-    jp_t j = {.s = body, .len = len, .i = 0, .err = err, .field = "json"};
+    jp_t j = {.s = body, .len = len, .i = 0, .err = err, .field = "body"};
     hr_buf_t key = HR_BUF_INIT, val = HR_BUF_INIT;
     int rc;
     *out = NULL;
@@ -679,7 +679,7 @@ int hr_ce_from_structured(const uint8_t *body, size_t len, hr_ce_event_t **out, 
     if (j.i >= j.len || j.s[j.i] != '{') {
         rc = j.i >= j.len
                  ? syntax(&j, "a JSON object was expected")
-                 : hr__ce_fail(err, "json", "a structured CloudEvent must be a JSON object, not %s",
+                 : hr__ce_fail(err, "body", "a structured CloudEvent must be a JSON object, not %s",
                                json_type_name(j.s[j.i]));
         goto end;
     }
@@ -690,7 +690,7 @@ int hr_ce_from_structured(const uint8_t *body, size_t len, hr_ce_event_t **out, 
     if (j.i != j.len) {
         hr_ce_event_free(*out);
         *out = NULL;
-        j.field = "json";
+        j.field = "body";
         rc = syntax(&j, "unexpected content after the event object");
     }
 end:
@@ -702,7 +702,7 @@ end:
 int hr_ce_from_batch(const uint8_t *body, size_t len, hr_ce_event_t ***out, size_t *n,
                      hr_ce_error_t *err)
 {
-    jp_t j = {.s = body, .len = len, .i = 0, .err = err, .field = "json"};
+    jp_t j = {.s = body, .len = len, .i = 0, .err = err, .field = "body"};
     hr_buf_t key = HR_BUF_INIT, val = HR_BUF_INIT;
     hr_ce_event_t **evs = NULL;
     size_t count = 0, cap = 0;
@@ -714,7 +714,7 @@ int hr_ce_from_batch(const uint8_t *body, size_t len, hr_ce_event_t ***out, size
     if (j.i >= j.len || j.s[j.i] != '[') {
         rc = j.i >= j.len
                  ? syntax(&j, "a JSON array was expected")
-                 : hr__ce_fail(err, "json", "a CloudEvents batch must be a JSON array, not %s",
+                 : hr__ce_fail(err, "body", "a CloudEvents batch must be a JSON array, not %s",
                                json_type_name(j.s[j.i]));
         goto fail;
     }
@@ -730,7 +730,7 @@ int hr_ce_from_batch(const uint8_t *body, size_t len, hr_ce_event_t ***out, size
                 goto fail;
             }
             if (j.s[j.i] != '{') {
-                rc = hr__ce_fail(err, "json",
+                rc = hr__ce_fail(err, "body",
                                  "batch element %ld must be a JSON object (a CloudEvent), "
                                  "not %s",
                                  index, json_type_name(j.s[j.i]));
@@ -750,7 +750,7 @@ int hr_ce_from_batch(const uint8_t *body, size_t len, hr_ce_event_t ***out, size
                 goto fail;
             }
             count++;
-            j.field = "json";
+            j.field = "body";
             skip_ws(&j);
             if (j.i < j.len && j.s[j.i] == ',') {
                 j.i++;

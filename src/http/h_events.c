@@ -161,9 +161,12 @@ static bool decode(hr_http_req_t *req, hr_ce_event_t ***evs, size_t *n, bool *ba
         }
         rc = hr_ce_from_batch(body->data, body->len, evs, n, &err);
     } else if (mode == HR_CE_MODE_STRUCTURED) {
-        if (body->len > o->max_event_bytes) {
-            hr_http_error(req, 413, "body", "event of %zu bytes exceeds the limit of %zu bytes",
-                          body->len, o->max_event_bytes);
+        /* The event limit applies to the decoded event (checked after encoding): JSON escapes
+         * can make a structured body several times larger than its event. */
+        if (body->len > o->max_batch_bytes) {
+            hr_http_error(req, 413, "body",
+                          "request body of %zu bytes exceeds the limit of %zu bytes", body->len,
+                          o->max_batch_bytes);
             return false;
         }
         *evs = hr_xmalloc(sizeof **evs);
@@ -209,6 +212,8 @@ static bool decode(hr_http_req_t *req, hr_ce_event_t ***evs, size_t *n, bool *ba
         return false;
     }
     if (*batch && *n == 0) {
+        hr_ce_events_free(*evs, 0);
+        *evs = NULL;
         hr_http_error(req, 400, "body", "the batch is empty: send at least one event");
         return false;
     }
@@ -341,12 +346,17 @@ bool hr__read_start(hr_http_req_t *req, hr_bus_t *bus, uint64_t *from)
     }
     if (ft) {
         uint64_t t;
-        if (hr_rfc3339_parse(ft, strlen(ft), &t) != 0) {
+        if (hr_rfc3339_check(ft, strlen(ft)) != 0) {
             hr_http_error(req, 400, "from_time",
                           "\"from_time\" must be an RFC 3339 time such as "
                           "2026-01-02T03:04:05Z, got \"%s\"",
                           ft);
             return false;
+        }
+        if (hr_rfc3339_parse(ft, strlen(ft), &t) != 0) {
+            /* valid, but outside what a u64 of ns since 1970 holds: before 1970 means "from
+             * the start", after 2554 "nothing yet" */
+            t = strncmp(ft, "1970", 4) < 0 ? 0 : UINT64_MAX;
         }
         *from = hr_log_seek_time(hr_bus_log(bus), t);
         return true;

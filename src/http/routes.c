@@ -3,6 +3,7 @@
 #include "http/routes.h"
 #include "util/alloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +99,17 @@ fail:
 const hr_route_t *hr_routes_match(const char *method, const char *path, char **params,
                                   size_t *n_params, bool *path_known)
 {
+    return hr_routes_match_allow(method, path, params, n_params, path_known, NULL, 0);
+}
+
+const hr_route_t *hr_routes_match_allow(const char *method, const char *path, char **params,
+                                        size_t *n_params, bool *path_known, char *allow,
+                                        size_t allow_size)
+{
+    size_t allow_len = 0;
+    if (allow && allow_size) {
+        allow[0] = '\0';
+    }
     *path_known = false;
     *n_params = 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
@@ -112,6 +124,10 @@ const hr_route_t *hr_routes_match(const char *method, const char *path, char **p
             return &routes[i];
         }
         *path_known = true;
+        if (allow && allow_len + strlen(routes[i].method) + 3 < allow_size) {
+            allow_len += (size_t)snprintf(allow + allow_len, allow_size - allow_len, "%s%s",
+                                          allow_len ? ", " : "", routes[i].method);
+        }
         for (size_t k = 0; k < np; k++) {
             free(tmp[k]);
         }

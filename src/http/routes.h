@@ -21,6 +21,11 @@ typedef struct hr_route {
 const hr_route_t *hr_routes_match(const char *method, const char *path, char **params,
                                   size_t *n_params, bool *path_known);
 
+/* The same, and on a 405 also fills `allow` with the path's methods ("GET, POST"). */
+const hr_route_t *hr_routes_match_allow(const char *method, const char *path, char **params,
+                                        size_t *n_params, bool *path_known, char *allow,
+                                        size_t allow_size);
+
 /* Handlers (h_*.c). */
 void hr_h_publish(hr_http_req_t *req);
 void hr_h_read(hr_http_req_t *req);

@@ -381,11 +381,15 @@ static void begin(hr_http_req_t *req, const char *url)
         return;
     }
     bool known = false;
-    req->route = hr_routes_match(req->method, url, req->params, &req->n_params, &known);
+    char allow[64];
+    req->route = hr_routes_match_allow(req->method, url, req->params, &req->n_params, &known, allow,
+                                       sizeof allow);
     if (req->route == NULL) {
         char msg[256];
         if (known) {
-            snprintf(msg, sizeof msg, "method %s is not allowed on %s", req->method, url);
+            snprintf(msg, sizeof msg, "method %s is not allowed on %s (allowed: %s)", req->method,
+                     url, allow);
+            hr_http_set_header(req, "Allow", allow);
             early_error(req, 405, "method", msg);
         } else {
             snprintf(msg, sizeof msg, "no such route: %s %s", req->method, url);
