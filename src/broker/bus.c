@@ -69,8 +69,8 @@ static int parse_u64(json_t *v, const char *name, uint64_t *out, char *err, size
         *out = 0;
         return 0;
     }
-    if (!json_is_integer(v) || json_integer_value(v) < 0) {
-        snprintf(err, errsz, "\"%s\" must be a non-negative integer (or null)", name);
+    if (!json_is_integer(v) || json_integer_value(v) < 1) {
+        snprintf(err, errsz, "\"%s\" must be a positive integer, or null for no limit", name);
         return HR_EINVAL;
     }
     *out = (uint64_t)json_integer_value(v);

@@ -31,9 +31,9 @@ static const hr_cli_opt_t create_opts[] = {
     {"fsync-interval", 0, HR_CLI_OPT_STR, offsetof(bus_create_opts_t, bc_fsync_interval),
      "DURATION", "sync period of --fsync interval, e.g. PT0.1S"},
     {"retention-age", 0, HR_CLI_OPT_STR, offsetof(bus_create_opts_t, bc_retention_age), "DURATION",
-     "drop events older than this, e.g. P7D (default: keep forever)"},
+     "drop events older than this, e.g. P7D (none: keep them forever)"},
     {"retention-bytes", 0, HR_CLI_OPT_STR, offsetof(bus_create_opts_t, bc_retention_bytes), "N",
-     "drop the oldest events beyond N bytes (default: no limit)"},
+     "drop the oldest events beyond N bytes in all (none: no limit)"},
     {"dedup-window", 0, HR_CLI_OPT_STR, offsetof(bus_create_opts_t, bc_dedup_window), "DURATION",
      "how long a source+id is remembered, e.g. PT10M (the default)"},
     {NULL, 0, 0, 0, NULL, NULL},
@@ -176,10 +176,17 @@ static char *fmt_retention(json_t *r)
 
 /* ---- create ---- */
 
+/* "none" clears a retention limit (JSON null). */
+static bool is_none(const char *value)
+{
+    return value != NULL && strcmp(value, "none") == 0;
+}
+
 static bool check_duration(const char *opt, const char *value)
 {
     uint64_t ms;
-    if (value != NULL && hr_duration_parse(value, &ms) != 0) {
+    if (value != NULL && !(is_none(value) && strncmp(opt, "--retention", 11) == 0) &&
+        hr_duration_parse(value, &ms) != 0) {
         hr__cli_usage_error(&create_cmd,
                             "%s '%s': expected an ISO 8601 duration such as PT0.1S, PT10M or P7D",
                             opt, value);
@@ -201,7 +208,7 @@ static json_t *create_doc(const bus_create_opts_t *o)
     if (!check_duration("--fsync-interval", o->bc_fsync_interval) ||
         !check_duration("--retention-age", o->bc_retention_age) ||
         !check_duration("--dedup-window", o->bc_dedup_window) ||
-        (o->bc_retention_bytes != NULL &&
+        (o->bc_retention_bytes != NULL && !is_none(o->bc_retention_bytes) &&
          !hr__cli_parse_u64(&create_cmd, "--retention-bytes", o->bc_retention_bytes, 0,
                             (uint64_t)INT64_MAX, &max_bytes))) {
         return NULL;
@@ -216,10 +223,14 @@ static json_t *create_doc(const bus_create_opts_t *o)
     if (o->bc_retention_age != NULL || o->bc_retention_bytes != NULL) {
         json_t *r = json_object();
         if (o->bc_retention_age != NULL) {
-            json_object_set_new(r, "max_age", json_string(o->bc_retention_age));
+            json_object_set_new(r, "max_age",
+                                is_none(o->bc_retention_age) ? json_null()
+                                                             : json_string(o->bc_retention_age));
         }
         if (o->bc_retention_bytes != NULL) {
-            json_object_set_new(r, "max_bytes", json_integer((json_int_t)max_bytes));
+            json_object_set_new(
+                r, "max_bytes",
+                is_none(o->bc_retention_bytes) ? json_null() : json_integer((json_int_t)max_bytes));
         }
         json_object_set_new(doc, "retention", r);
     }
@@ -288,8 +299,10 @@ static void fill_row(json_t *bus, char **row)
     json_t *stats = json_object_get(bus, "stats");
     row[COL_NAME] = fmt_value(json_object_get(bus, "name"));
     row[COL_EVENTS] = fmt_value(json_object_get(stats, "events"));
-    row[COL_FIRST] = fmt_value(json_object_get(stats, "first_seq"));
-    row[COL_LAST] = fmt_value(json_object_get(stats, "last_seq"));
+    /* An empty bus reports first_seq 1, last_seq 0: show no range at all. */
+    bool empty = json_integer_value(json_object_get(stats, "events")) == 0;
+    row[COL_FIRST] = empty ? hr_xstrdup("-") : fmt_value(json_object_get(stats, "first_seq"));
+    row[COL_LAST] = empty ? hr_xstrdup("-") : fmt_value(json_object_get(stats, "last_seq"));
     row[COL_BYTES] = fmt_value(json_object_get(stats, "bytes"));
     row[COL_FSYNC] = fmt_value(json_object_get(bus, "fsync"));
     row[COL_RETENTION] = fmt_retention(json_object_get(bus, "retention"));
@@ -415,6 +428,16 @@ static int bus_get(hr_cli_ctx_t *ctx, int argc, char **argv)
 
 /* ---- delete ---- */
 
+/* True when the error answer names `field` as the one at fault. */
+static bool error_field_is(const hr_cli_resp_t *resp, const char *field)
+{
+    json_t *doc = json_loadb((const char *)resp->cr_body.data, resp->cr_body.len, 0, NULL);
+    const char *f = json_string_value(json_object_get(doc, "field"));
+    bool is = f != NULL && strcmp(f, field) == 0;
+    json_decref(doc);
+    return is;
+}
+
 static int bus_delete(hr_cli_ctx_t *ctx, int argc, char **argv)
 {
     bus_delete_opts_t o = {0};
@@ -433,6 +456,10 @@ static int bus_delete(hr_cli_ctx_t *ctx, int argc, char **argv)
         } else {
             printf("deleted bus %s\n", args[0]);
         }
+    } else if (resp.cr_status == 409 && !o.bd_force && error_field_is(&resp, "force")) {
+        /* The server speaks of ?force=true; tell a CLI user the option that means it. */
+        fprintf(stderr, "herald: `herald bus delete %s --force` deletes it with its events\n",
+                args[0]);
     }
     hr_cli_resp_free(&resp);
     free(path);

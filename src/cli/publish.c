@@ -21,13 +21,12 @@
 #include "util/utf8.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <unistd.h>
+#include <sys/types.h>
 
 typedef struct publish_opts {
     const char *po_type;

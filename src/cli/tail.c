@@ -733,7 +733,7 @@ int hr__cli_tail(hr_cli_ctx_t *ctx, int argc, char **argv)
         return hr__cli_usage_error(&tail_cmd, "give either --from or --from-time, not both");
     }
     if (o.to_from != NULL &&
-        !hr__cli_parse_u64(&tail_cmd, "--from", o.to_from, 0, (uint64_t)INT64_MAX, &from)) {
+        !hr__cli_parse_u64(&tail_cmd, "--from", o.to_from, 1, (uint64_t)INT64_MAX, &from)) {
         return HR_CLI_EXIT_USAGE;
     }
     if (o.to_limit != NULL &&

@@ -19,6 +19,7 @@ static const hr_route_t routes[] = {
     {"DELETE", "/v1/buses/{}", hr_h_bus_delete, 0},
     {"GET", "/v1/buses", hr_h_bus_list, 0},
     {"GET", "/healthz", hr_h_health, 0},
+    {"HEAD", "/healthz", hr_h_health, 0},
 };
 
 static int hexval(char c)
