@@ -83,6 +83,12 @@ void hr_h_bus_delete(hr_http_req_t *req)
         hr_http_error(req, 400, "force", "\"force\" must be true or false, got \"%s\"", f);
         return;
     }
+    size_t n_trig = hr_triggers_on_bus(hr_http_triggers(req), name);
+    if (n_trig) {
+        hr_http_error(req, 409, "bus", "bus \"%s\" has %zu trigger%s: delete them first", name,
+                      n_trig, n_trig == 1 ? "" : "s");
+        return;
+    }
     int rc = hr_buses_delete(hr_http_buses(req), name, f && strcmp(f, "true") == 0);
     switch (rc) {
     case 0:

@@ -35,5 +35,14 @@ void hr_h_bus_get(hr_http_req_t *req);
 void hr_h_bus_delete(hr_http_req_t *req);
 void hr_h_bus_list(hr_http_req_t *req);
 void hr_h_health(hr_http_req_t *req);
+void hr_h_trigger_put(hr_http_req_t *req);
+void hr_h_trigger_get(hr_http_req_t *req);
+void hr_h_trigger_delete(hr_http_req_t *req);
+void hr_h_trigger_list(hr_http_req_t *req);
+void hr_h_trigger_replay(hr_http_req_t *req);
+void hr_h_deadletters(hr_http_req_t *req);
+void hr_h_redrive(hr_http_req_t *req);
+void hr_h_trace(hr_http_req_t *req);
+void hr_h_filter_test(hr_http_req_t *req);
 
 #endif

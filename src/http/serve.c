@@ -10,6 +10,7 @@
  */
 #include "http/serve.h"
 #include "http/server.h"
+#include "broker/triggers.h"
 #include "meta/meta.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -29,6 +30,8 @@ typedef struct serve_cfg {
     char listen[160];
     char data[4096];
     hr_http_opts_t http;
+    hr_triggers_opts_t triggers;
+    char ca_file[4096];
 } serve_cfg_t;
 
 typedef enum { OPT_STR, OPT_UINT, OPT_SIZE } opt_kind_t;
@@ -253,6 +256,9 @@ int hr_serve_main(int argc, char **argv)
     if (prc != 0) {
         return prc == 1 ? 0 : 2;
     }
+    if (cfg.ca_file[0]) {
+        cfg.triggers.ca_file = cfg.ca_file;
+    }
     int rc = mkdir_p(cfg.data);
     if (rc != 0) {
         fprintf(stderr, "herald serve: cannot create data directory %s: %s\n", cfg.data,
@@ -277,6 +283,7 @@ int hr_serve_main(int argc, char **argv)
 
     hr_meta_t *meta = NULL;
     hr_buses_t *buses = NULL;
+    hr_triggers_t *triggers = NULL;
     hr_http_t *http = NULL;
     snprintf(path, sizeof path, "%s/herald.db", cfg.data);
     if ((rc = hr_meta_open(path, &meta)) != 0) {
@@ -285,7 +292,10 @@ int hr_serve_main(int argc, char **argv)
     if ((rc = hr_buses_open(cfg.data, meta, &buses)) != 0) {
         goto out;
     }
-    if ((rc = hr_http_start(&cfg.http, buses, &http)) != 0) {
+    if ((rc = hr_triggers_open(&cfg.triggers, meta, buses, &triggers)) != 0) {
+        goto out;
+    }
+    if ((rc = hr_http_start(&cfg.http, buses, triggers, &http)) != 0) {
         goto out;
     }
     fprintf(stderr, "herald: listening on http://%s:%u, data in %s\n", cfg.http.listen_host,
@@ -295,6 +305,7 @@ int hr_serve_main(int argc, char **argv)
     fprintf(stderr, "herald: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
 out:
     hr_http_stop(http);
+    hr_triggers_close(triggers);
     hr_buses_close(buses);
     hr_meta_close(meta);
     close(lock_fd);

@@ -36,6 +36,7 @@ struct hr_http {
     struct MHD_Daemon *d;
     hr_http_opts_t opts;
     hr_buses_t *buses;
+    hr_triggers_t *triggers;
     uint16_t port;
     atomic_bool stopping;
     atomic_int suspended; /* requests parked awaiting hr_http_complete() */
@@ -221,6 +222,11 @@ const char *hr_http_method(const hr_http_req_t *req)
 hr_buses_t *hr_http_buses(const hr_http_req_t *req)
 {
     return req->srv->buses;
+}
+
+hr_triggers_t *hr_http_triggers(const hr_http_req_t *req)
+{
+    return req->srv->triggers;
 }
 
 const hr_http_opts_t *hr_http_opts(const hr_http_req_t *req)
@@ -496,12 +502,14 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
-int hr_http_start(const hr_http_opts_t *opts, hr_buses_t *buses, hr_http_t **out)
+int hr_http_start(const hr_http_opts_t *opts, hr_buses_t *buses, hr_triggers_t *triggers,
+                  hr_http_t **out)
 {
     *out = NULL;
     hr_http_t *srv = hr_xcalloc(1, sizeof *srv);
     srv->opts = *opts;
     srv->buses = buses;
+    srv->triggers = triggers;
     atomic_init(&srv->stopping, false);
     atomic_init(&srv->suspended, 0);
     pthread_mutex_init(&srv->streams_mu, NULL);

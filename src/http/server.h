@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "broker/bus.h"
+#include "broker/triggers.h"
 #include "util/buf.h"
 
 typedef struct hr_http hr_http_t;
@@ -35,7 +36,8 @@ typedef struct hr_http_opts {
 
 void hr_http_opts_default(hr_http_opts_t *o);
 
-int hr_http_start(const hr_http_opts_t *opts, hr_buses_t *buses, hr_http_t **out);
+int hr_http_start(const hr_http_opts_t *opts, hr_buses_t *buses, hr_triggers_t *triggers,
+                  hr_http_t **out);
 /* Stops accepting, ends streams, waits for requests in flight, stops the daemon. */
 void hr_http_stop(hr_http_t *srv);
 /* The port actually bound (useful with port 0). */
@@ -49,6 +51,7 @@ const char *hr_http_header(const hr_http_req_t *req, const char *name);
 const hr_buf_t *hr_http_body(const hr_http_req_t *req);
 const char *hr_http_method(const hr_http_req_t *req);
 hr_buses_t *hr_http_buses(const hr_http_req_t *req);
+hr_triggers_t *hr_http_triggers(const hr_http_req_t *req);
 const hr_http_opts_t *hr_http_opts(const hr_http_req_t *req);
 
 /* Checks that every query parameter is one of `allowed` (NULL-terminated); answers 400 naming
