@@ -145,6 +145,7 @@ void hr_ce_event_free(hr_ce_event_t *ev)
         free(ev->exts[i].value);
     }
     free(ev->exts);
+    free(ev->trace_gen);
     free(ev->data);
     free(ev);
 }
@@ -215,6 +216,10 @@ int hr_ce_event_clone(const hr_ce_event_t *ev, hr_ce_event_t **out)
             }
         }
     }
+    if (ev->trace_gen != NULL &&
+        (c->trace_gen = hr__ce_strndup(ev->trace_gen, strlen(ev->trace_gen))) == NULL) {
+        goto nomem;
+    }
     c->data_kind = ev->data_kind;
     if (ev->data != NULL) {
         if ((c->data = malloc(ev->data_len ? ev->data_len : 1)) == NULL) {
@@ -246,7 +251,8 @@ int hr_ce_event_equal(const hr_ce_event_t *a, const hr_ce_event_t *b)
             return 0;
         }
     }
-    if (a->n_exts != b->n_exts || a->data_kind != b->data_kind || a->data_len != b->data_len) {
+    if (a->n_exts != b->n_exts || a->data_kind != b->data_kind || a->data_len != b->data_len ||
+        !str_eq(a->trace_gen, b->trace_gen)) {
         return 0;
     }
     for (size_t i = 0; i < a->n_exts; i++) {

@@ -60,6 +60,10 @@ typedef struct hr_ce_event {
     /* Extension attributes, sorted by name, names unique. Owned. */
     hr_ce_ext_t *exts;
     size_t n_exts;
+    /* A W3C traceparent herald generated at ingress because the event carried none. Not an
+     * attribute: it is stored in the record, sent as the HTTP traceparent header on delivery,
+     * and never shown as part of the event. NULL when absent. Owned. */
+    char *trace_gen;
     /* Data. Owned; NULL with data_len 0 when data_kind is NONE. */
     hr_ce_data_kind_t data_kind;
     uint8_t *data;

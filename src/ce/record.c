@@ -10,11 +10,12 @@
  * no NUL, no embedded NUL):
  *
  *     u8       version          = 1
- *     u8       present          bit 0 datacontenttype, 1 dataschema, 2 subject, 3 time;
- *                               bits 4-7 zero
+ *     u8       present          bit 0 datacontenttype, 1 dataschema, 2 subject, 3 time,
+ *                               4 trace_gen (herald's own traceparent); bits 5-7 zero
  *     u8       data_kind        hr_ce_data_kind_t (0 none, 1 JSON, 2 text, 3 binary)
  *     str      specversion, id, source, type
  *     str      datacontenttype, dataschema, subject, time   (each only if its bit is set)
+ *     str      trace_gen        only if bit 4 is set
  *     varint   n_exts
  *     n_exts × { u8 kind (hr_ce_kind_t 0-2); str name; str value }
  *     str      data             only if data_kind != 0 (may be empty)
@@ -74,6 +75,9 @@ int hr_ce_encode(const hr_ce_event_t *ev, hr_buf_t *out)
         (unsigned)ev->data_kind > HR_CE_DATA_BINARY) {
         return HR_EINVAL;
     }
+    if (ev->trace_gen != NULL) {
+        present |= 0x10;
+    }
     uint8_t head[3] = {RECORD_VERSION, present, (uint8_t)ev->data_kind};
     if ((rc = hr_buf_append(out, head, sizeof head)) != 0) {
         goto fail;
@@ -83,6 +87,9 @@ int hr_ce_encode(const hr_ce_event_t *ev, hr_buf_t *out)
         if (v != NULL && (rc = put_str(out, v)) != 0) {
             goto fail;
         }
+    }
+    if (ev->trace_gen != NULL && (rc = put_str(out, ev->trace_gen)) != 0) {
+        goto fail;
     }
     if ((rc = put_varint(out, ev->n_exts)) != 0) {
         goto fail;
@@ -164,7 +171,7 @@ int hr_ce_decode(const uint8_t *p, size_t len, hr_ce_event_t **out)
     rd_t r = {.p = p, .len = len, .i = 3};
     int rc = HR_ECORRUPT;
     *out = NULL;
-    if (len < 3 || p[0] != RECORD_VERSION || (p[1] & 0xF0) != 0 || p[2] > HR_CE_DATA_BINARY) {
+    if (len < 3 || p[0] != RECORD_VERSION || (p[1] & 0xE0) != 0 || p[2] > HR_CE_DATA_BINARY) {
         return HR_ECORRUPT;
     }
     hr_ce_event_t *ev = calloc(1, sizeof *ev);
@@ -179,6 +186,9 @@ int hr_ce_decode(const uint8_t *p, size_t len, hr_ce_event_t **out)
         if ((rc = get_str(&r, hr__ce_attr_slot(ev, a))) != 0) {
             goto fail;
         }
+    }
+    if ((p[1] & 0x10) && (rc = get_str(&r, &ev->trace_gen)) != 0) {
+        goto fail;
     }
     uint64_t n_exts;
     /* each extension takes at least 3 bytes, which bounds the allocation by the input */

@@ -573,6 +573,9 @@ static int build_request(hr_attempt_t *a)
         r->body.len = a->ev->data_len;
     }
     const char *tp = hr_ce_get(a->ev, "traceparent");
+    if (tp == NULL) {
+        tp = a->ev->trace_gen; /* made at ingress */
+    }
     if (rc == 0 && tp) {
         rc = hr_dloop_req_add_header(r, "traceparent", tp);
     }

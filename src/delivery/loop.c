@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -122,7 +123,7 @@ static void heap_remove(hr_dloop_t *l, hr_dloop_timer_t *t)
 void hr_dloop_timer_start(hr_dloop_t *l, hr_dloop_timer_t *t, uint64_t deadline_ns,
                           hr_dloop_timer_fn cb, void *arg)
 {
-    HR_ASSERT(hr_dloop_on_loop_thread(l));
+    HR_ASSERT(hr_dloop_on_loop_thread(l) && cb != NULL);
     if (t->heap_pos != 0) {
         heap_remove(l, t);
     }
@@ -140,10 +141,11 @@ void hr_dloop_timer_start(hr_dloop_t *l, hr_dloop_timer_t *t, uint64_t deadline_
 
 void hr_dloop_timer_stop(hr_dloop_t *l, hr_dloop_timer_t *t)
 {
-    HR_ASSERT(hr_dloop_on_loop_thread(l));
-    if (t->heap_pos != 0) {
-        heap_remove(l, t);
+    if (t->heap_pos == 0) {
+        return; /* before the thread check: owners may clean up after hr_dloop_destroy() */
     }
+    HR_ASSERT(hr_dloop_on_loop_thread(l));
+    heap_remove(l, t);
 }
 
 /* Fires the timers due at `now_ns` that were started before this call. */
@@ -293,9 +295,11 @@ static void run_loop(hr_dloop_t *l)
         curl_multi_perform(l->multi, &running);
         reap_transfers(l);
         int timeout_ms = poll_timeout_ms(l, hr_mono_ns());
-        /* CURLM errors here mean a bad handle or out of memory; the next iteration retries
-         * and the loop never spins faster than the work it finds. */
-        curl_multi_poll(l->multi, NULL, 0, timeout_ms, NULL);
+        if (curl_multi_poll(l->multi, NULL, 0, timeout_ms, NULL) != CURLM_OK) {
+            /* Out of memory or poll() failing: retry soon, without spinning on the CPU. */
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
     }
 }
 

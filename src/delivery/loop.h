@@ -48,7 +48,8 @@ typedef struct hr_dloop_opts {
     size_t max_posted;           /* hr_dloop_post() tasks queued at once; default 65536 */
     size_t max_idle_handles;     /* curl easy handles kept for reuse; default 256 */
     const char *ca_file;         /* copied; NULL = libcurl's default CA bundle */
-    const char *user_agent;      /* copied; NULL = "herald/" HR_VERSION */
+    const char *user_agent;      /* copied; NULL = "herald/" HR_VERSION (build-defined,
+                                  * else "0.1.0") */
     const char *proxy;           /* copied; NULL = honour *_proxy environment variables,
                                   * "" = never use a proxy, else a proxy URL */
 } hr_dloop_opts_t;
@@ -90,8 +91,9 @@ struct hr_dloop_task {
     bool owned; /* allocated by hr_dloop_post(), freed by the loop */
 };
 
-/* Runs fn(arg) on the loop thread soon, after everything posted before it (FIFO across
- * hr_dloop_post, hr_dloop_post_task and hr_dloop_submit calls from one thread). Any thread.
+/* Runs fn(arg) on the loop thread soon, never inside this call, after everything queued
+ * before it: one FIFO holds hr_dloop_post, hr_dloop_post_task and (from threads other than
+ * the loop thread) hr_dloop_submit. Tasks posted by a task run in a later iteration. Any thread.
  * Allocates a task; memory is bounded by opts.max_posted queued tasks. Returns 0, HR_EBUSY
  * when max_posted tasks are queued (back-pressure: retry later), HR_ENOMEM, or HR_ECLOSED
  * after shutdown finished. On error fn is not run. */
@@ -125,7 +127,9 @@ struct hr_dloop_timer {
 void hr_dloop_timer_start(hr_dloop_t *l, hr_dloop_timer_t *t, uint64_t deadline_ns,
                           hr_dloop_timer_fn cb, void *arg);
 
-/* Disarms `t`; a no-op when inactive. O(log n). */
+/* Disarms `t`. O(log n). On an inactive timer it is a no-op that reads only `t` (`l` may be
+ * NULL), so owners may clean up from any thread, also after hr_dloop_destroy() (which leaves
+ * every timer inactive). */
 void hr_dloop_timer_stop(hr_dloop_t *l, hr_dloop_timer_t *t);
 
 static inline bool hr_dloop_timer_is_active(const hr_dloop_timer_t *t)
@@ -163,7 +167,8 @@ struct hr_dloop_req {
     const char *url;     /* http:// or https:// only; redirects are not followed */
     const char *method;  /* NULL = "POST"; "GET" and "HEAD" send no body */
     hr_iov_t body;       /* sent as is (Content-Length); not copied */
-    uint32_t timeout_ms; /* per attempt, from hand-over to libcurl; 0 = none; default 10 s */
+    uint32_t timeout_ms; /* per attempt, from hand-over to libcurl, so it includes waiting
+                          * for a free connection under the limits; 0 = none; default 10 s */
     bool verify_tls;     /* default true: verify the peer certificate and host name */
     void (*done)(hr_dloop_req_t *req); /* runs once per successful submit, on the loop thread */
     void *user;

@@ -9,10 +9,12 @@
 #include "ce/event.h"
 #include "http/routes.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/rfc3339.h"
 
 #include <errno.h>
+#include <sys/random.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +222,29 @@ static bool decode(hr_http_req_t *req, hr_ce_event_t ***evs, size_t *n, bool *ba
     return true;
 }
 
+/* A random W3C traceparent ("00-<trace id>-<parent id>-01") for an event that carried none,
+ * so its deliveries can be correlated; per-thread xorshift seeded from the kernel. */
+static char *new_traceparent(void)
+{
+    static _Thread_local uint64_t s;
+    if (s == 0) {
+        if (getrandom(&s, sizeof s, 0) != sizeof s || s == 0) {
+            s = hr_mono_ns() | 1;
+        }
+    }
+    uint64_t w[3];
+    for (int i = 0; i < 3; i++) {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        w[i] = s * 0x2545F4914F6CDD1DULL;
+    }
+    char *tp = hr_xmalloc(56);
+    snprintf(tp, 56, "00-%016llx%016llx-%016llx-01", (unsigned long long)w[0],
+             (unsigned long long)w[1], (unsigned long long)(w[2] | 1));
+    return tp;
+}
+
 void hr_h_publish(hr_http_req_t *req)
 {
     static const char *const allowed[] = {NULL};
@@ -250,6 +275,9 @@ void hr_h_publish(hr_http_req_t *req)
     long too_big = -1;
     size_t max_ev = hr_http_opts(req)->max_event_bytes;
     for (size_t i = 0; i < n && rc == 0; i++) {
+        if (hr_ce_get(evs[i], "traceparent") == NULL) {
+            evs[i]->trace_gen = new_traceparent();
+        }
         size_t before = c->enc.len;
         rc = hr_ce_encode(evs[i], &c->enc);
         ends[i] = c->enc.len;
