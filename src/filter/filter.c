@@ -47,16 +47,11 @@ struct hr_filter {
     hr_filter_node_t *f_root;
 };
 
-/* Reserved dialects: named by DESIGN.md §5 (cesql, pattern) or the Subscriptions API (sql),
- * rejected as "not supported yet" until their modules exist. */
-static const hr_filter_dialect_t reserved_cesql = {"cesql", NULL, NULL, NULL, NULL};
-static const hr_filter_dialect_t reserved_pattern = {"pattern", NULL, NULL, NULL, NULL};
-static const hr_filter_dialect_t reserved_sql = {"sql", NULL, NULL, NULL, NULL};
 
 /* The dialect table: one row per key a filter object may have. */
 static const hr_filter_dialect_t *const dialects[] = {
     &hr__filter_exact, &hr__filter_prefix, &hr__filter_suffix, &hr__filter_all, &hr__filter_any,
-    &hr__filter_not,   &reserved_cesql,    &reserved_pattern,  &reserved_sql,
+    &hr__filter_not,   &hr__filter_cesql,  &hr__filter_pattern, &hr__filter_sql,
 };
 
 #define SUPPORTED_LIST "exact, prefix, suffix, all, any or not"

@@ -109,6 +109,11 @@ extern const hr_filter_dialect_t hr__filter_suffix;
 extern const hr_filter_dialect_t hr__filter_all;
 extern const hr_filter_dialect_t hr__filter_any;
 extern const hr_filter_dialect_t hr__filter_not;
+/* CESQL (cesql.c): "cesql", and "sql" as the Subscriptions API names it. Content patterns
+ * (pattern.c). A row whose compile is NULL is rejected as "not supported yet". */
+extern const hr_filter_dialect_t hr__filter_cesql;
+extern const hr_filter_dialect_t hr__filter_sql;
+extern const hr_filter_dialect_t hr__filter_pattern;
 /* The legacy {"attributes": {...}} form: never looked up by key, built by
  * hr_filter_compile_legacy. */
 extern const hr_filter_dialect_t hr__filter_legacy;
