@@ -1,0 +1,77 @@
+-- SPDX-License-Identifier: MIT
+-- wrk script: POSTs CloudEvents with a unique id per event, so Herald's dedup never kicks in.
+--   BENCH_BATCH=0 (default)  binary mode: ce-* headers, 1 KiB JSON body (application/json)
+--   BENCH_BATCH=N            batched mode: application/cloudevents-batch+json, N structured
+--                            events per request, each with 1 KiB of JSON data
+--   BENCH_CASE=name          label for the RESULT line
+--   BENCH_NONCE=str          prefix of every id (run.sh passes one per run)
+--   BENCH_DATA_BYTES=1024    size of each event's JSON data
+-- The done() hook prints one parseable line (latencies in µs, per request):
+--   RESULT case=… requests=N events=N secs=T ops_per_s=R mb_per_s=M p50_us=A p99_us=B
+--          errors=E non2xx=S
+-- where ops are events (requests × events per request) and MB/s counts event data only.
+
+local batch = tonumber(os.getenv("BENCH_BATCH") or "0") or 0
+local case = os.getenv("BENCH_CASE") or (batch > 0 and "batch" or "binary")
+local nonce = os.getenv("BENCH_NONCE") or tostring(os.time())
+local data_bytes = tonumber(os.getenv("BENCH_DATA_BYTES") or "1024") or 1024
+
+-- {"pad":"xxx…"} of exactly data_bytes bytes
+local data = '{"pad":"' .. string.rep("x", data_bytes - 10) .. '"}'
+
+local threads = {}
+local counter = 0
+local head, tail, ev_head, ev_tail -- request pieces, built once per thread in init()
+
+function setup(thread)
+   table.insert(threads, thread)
+   thread:set("tid", #threads)
+end
+
+function init(args)
+   local t = tostring(tid or 0)
+   nonce = nonce .. "-" .. t .. "-"
+   local host = wrk.headers["Host"]
+   if batch > 0 then
+      head = "POST " .. wrk.path .. " HTTP/1.1\r\nHost: " .. host ..
+             "\r\nContent-Type: application/cloudevents-batch+json\r\nContent-Length: "
+      ev_head = '{"specversion":"1.0","id":"'
+      ev_tail = '","source":"/bench/wrk","type":"bench.event","datacontenttype":"application/json","data":' ..
+                data .. '}'
+   else
+      head = "POST " .. wrk.path .. " HTTP/1.1\r\nHost: " .. host ..
+             "\r\nContent-Type: application/json\r\nce-specversion: 1.0\r\nce-source: /bench/wrk" ..
+             "\r\nce-type: bench.event\r\nce-id: "
+      tail = "\r\nContent-Length: " .. #data .. "\r\n\r\n" .. data
+   end
+end
+
+if batch > 0 then
+   local parts = {}
+   function request()
+      for i = 1, batch do
+         counter = counter + 1
+         parts[i] = ev_head .. nonce .. counter .. ev_tail
+      end
+      local body = "[" .. table.concat(parts, ",", 1, batch) .. "]"
+      return head .. #body .. "\r\n\r\n" .. body
+   end
+else
+   function request()
+      counter = counter + 1
+      return head .. nonce .. counter .. tail
+   end
+end
+
+function done(summary, latency, requests)
+   local secs = summary.duration / 1e6
+   local per = batch > 0 and batch or 1
+   local e = summary.errors
+   local events = summary.requests * per
+   io.write(string.format(
+      "RESULT case=%s requests=%d events=%d secs=%.3f ops_per_s=%.1f mb_per_s=%.2f " ..
+      "p50_us=%d p99_us=%d errors=%d non2xx=%d\n",
+      case, summary.requests, events, secs, events / secs, events * data_bytes / secs / 1e6,
+      latency:percentile(50.0), latency:percentile(99.0),
+      e.connect + e.read + e.write + e.timeout, e.status))
+end
