@@ -14,6 +14,7 @@
  */
 #include "broker/dispatch.h"
 #include "ce/event.h"
+#include "filter/matcher.h"
 #include "util/alloc.h"
 #include "util/err.h"
 
@@ -40,7 +41,18 @@ struct hr_dispatch {
     size_t n_cs, cap_cs;
     uint64_t pos; /* dispatcher thread only */
     hr_log_batch_t batch;
+    /* The index of the attached consumers' filters (dispatcher thread only), rebuilt when
+     * the set of attached consumers or any spec changes. */
+    hr_matcher_t *matcher;
+    hr_trigger_spec_t **m_specs; /* references held for the filters in the matcher */
+    size_t n_m_specs;
+    bool dirty;
+    unsigned spec_gen;
+    bool added; /* guarded by mu: consumers were added since the last snapshot */
 };
+
+/* Bumped by every spec swap so dispatchers know to rebuild their index. */
+static atomic_uint spec_gen;
 
 /* ---- consumers ---- */
 
@@ -133,6 +145,10 @@ void hr_consumer_set_spec(hr_consumer_t *c, hr_trigger_spec_t *spec)
     c->spec = spec;
     pthread_mutex_unlock(&c->mu);
     hr_trigger_spec_unref(old);
+    atomic_fetch_add(&spec_gen, 1);
+    if (c->disp) {
+        hr_dispatch_wake(c->disp);
+    }
 }
 
 hr_trigger_spec_t *hr_consumer_spec(hr_consumer_t *c)
@@ -261,8 +277,61 @@ static bool matches(hr_consumer_t *c, const hr_ce_event_t *ev)
     return m;
 }
 
+static void drop_index(hr_dispatch_t *d)
+{
+    hr_matcher_destroy(d->matcher);
+    d->matcher = NULL;
+    for (size_t i = 0; i < d->n_m_specs; i++) {
+        hr_trigger_spec_unref(d->m_specs[i]);
+    }
+    free(d->m_specs);
+    d->m_specs = NULL;
+    d->n_m_specs = 0;
+}
+
+/* Indexes the attached consumers' current filters. */
+static void build_index(hr_dispatch_t *d, hr_consumer_t **cs, size_t n)
+{
+    drop_index(d);
+    d->matcher = hr_matcher_create();
+    d->m_specs = hr_xcalloc(n ? n : 1, sizeof *d->m_specs);
+    for (size_t i = 0; i < n; i++) {
+        if (!cs[i]->attached) {
+            continue;
+        }
+        hr_trigger_spec_t *s = hr_consumer_spec(cs[i]);
+        d->m_specs[d->n_m_specs++] = s;
+        hr_matcher_add(d->matcher, cs[i], s->filter);
+    }
+    d->dirty = false;
+}
+
+typedef struct match_ctx {
+    hr_dispatch_t *d;
+    const hr_log_entry_t *e;
+    const hr_ce_event_t *ev;
+} match_ctx_t;
+
+/* A matching attached consumer gets the entry, or is detached at it when its ring is full. */
+static void on_match(void *arg, void *key)
+{
+    match_ctx_t *mc = arg;
+    hr_consumer_t *c = key;
+    if (!c->attached || mc->e->seq > c->end_seq) {
+        return;
+    }
+    if (push(c, mc->e, mc->ev)) {
+        c->dkicked = true;
+    } else {
+        c->attached = false;
+        c->next_seq = mc->e->seq;
+        set_scanned(c, mc->e->seq - 1);
+        mc->d->dirty = true;
+    }
+}
+
 /* One attached pass. Returns true when it made progress. */
-static bool attached_pass(hr_dispatch_t *d, hr_consumer_t **cs, size_t n, bool *kicked)
+static bool attached_pass(hr_dispatch_t *d, hr_consumer_t **cs, size_t n)
 {
     uint64_t last = hr_bus_last_seq(d->bus);
     if (d->pos > last) {
@@ -276,6 +345,11 @@ static bool attached_pass(hr_dispatch_t *d, hr_consumer_t **cs, size_t n, bool *
         d->pos = last + 1; /* detached consumers keep their own positions */
         return true;
     }
+    unsigned gen = atomic_load(&spec_gen);
+    if (d->dirty || d->matcher == NULL || gen != d->spec_gen) {
+        d->spec_gen = gen;
+        build_index(d, cs, n);
+    }
     if (hr_log_read(hr_bus_log(d->bus), d->pos, READ_RECORDS, READ_BYTES, &d->batch) != 0 ||
         d->batch.n == 0) {
         return false;
@@ -288,19 +362,8 @@ static bool attached_pass(hr_dispatch_t *d, hr_consumer_t **cs, size_t n, bool *
                     hr_bus_name(d->bus), (unsigned long long)e->seq);
             continue;
         }
-        for (size_t i = 0; i < n; i++) {
-            hr_consumer_t *c = cs[i];
-            if (!c->attached || e->seq > c->end_seq || !matches(c, ev)) {
-                continue;
-            }
-            if (push(c, e, ev)) {
-                kicked[i] = true;
-            } else {
-                c->attached = false;
-                c->next_seq = e->seq;
-                set_scanned(c, e->seq - 1);
-            }
-        }
+        match_ctx_t mc = {d, e, ev};
+        hr_matcher_match(d->matcher, ev, on_match, &mc);
         hr_ce_event_free(ev);
     }
     uint64_t end = d->batch.ents[d->batch.n - 1].seq;
@@ -315,13 +378,14 @@ static bool attached_pass(hr_dispatch_t *d, hr_consumer_t **cs, size_t n, bool *
 }
 
 /* Lets one detached consumer catch up. Returns true when it made progress. */
-static bool catch_up(hr_dispatch_t *d, hr_consumer_t *c, bool *kicked)
+static bool catch_up(hr_dispatch_t *d, hr_consumer_t *c)
 {
     if (c->next_seq > c->end_seq) {
         return false;
     }
     if (c->next_seq == d->pos && c->end_seq == UINT64_MAX) {
         c->attached = true;
+        d->dirty = true;
         return true;
     }
     pthread_mutex_lock(&c->mu);
@@ -352,13 +416,14 @@ static bool catch_up(hr_dispatch_t *d, hr_consumer_t *c, bool *kicked)
             break;
         }
         hr_ce_event_free(ev);
-        *kicked |= match;
+        c->dkicked |= match;
         set_scanned(c, e->seq);
         c->next_seq = e->seq + 1;
         progress = true;
     }
     if (c->next_seq == d->pos && c->end_seq == UINT64_MAX) {
         c->attached = true;
+        d->dirty = true;
     }
     if (!progress && c->end_seq != UINT64_MAX && d->batch.n && d->batch.ents[0].seq > c->end_seq) {
         set_scanned(c, c->end_seq);
@@ -385,10 +450,15 @@ void hr_dispatch_wake(hr_dispatch_t *d)
 static hr_consumer_t **snapshot(hr_dispatch_t *d, size_t *n)
 {
     pthread_mutex_lock(&d->mu);
+    if (d->added) {
+        d->dirty = true;
+        d->added = false;
+    }
     size_t k = 0;
     for (size_t i = 0; i < d->n_cs; i++) {
         if (hr_consumer_dead(d->cs[i])) {
             hr_consumer_unref(d->cs[i]);
+            d->dirty = true; /* the index may point at it: rebuild before the next use */
             continue;
         }
         d->cs[k++] = d->cs[i];
@@ -416,20 +486,19 @@ static void *dispatch_main(void *arg)
         }
         size_t n;
         hr_consumer_t **cs = snapshot(d, &n);
-        bool *kicked = hr_xcalloc(n ? n : 1, sizeof *kicked);
-        bool progress = attached_pass(d, cs, n, kicked);
+        bool progress = attached_pass(d, cs, n);
         for (size_t i = 0; i < n; i++) {
             if (!cs[i]->attached) {
-                progress |= catch_up(d, cs[i], &kicked[i]);
+                progress |= catch_up(d, cs[i]);
             }
         }
         for (size_t i = 0; i < n; i++) {
-            if (kicked[i] || cs[i]->kind == HR_CONSUMER_REPLAY) {
+            if (cs[i]->dkicked || cs[i]->kind == HR_CONSUMER_REPLAY) {
+                cs[i]->dkicked = false;
                 d->kick(d->kick_arg, cs[i]);
             }
             hr_consumer_unref(cs[i]);
         }
-        free(kicked);
         free(cs);
         if (progress) {
             continue;
@@ -478,6 +547,7 @@ void hr_dispatch_destroy(hr_dispatch_t *d)
     pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
     pthread_join(d->thread, NULL);
+    drop_index(d);
     for (size_t i = 0; i < d->n_cs; i++) {
         hr_consumer_unref(d->cs[i]);
     }
@@ -497,6 +567,7 @@ void hr_dispatch_add(hr_dispatch_t *d, hr_consumer_t *c)
         d->cs = hr_xrealloc(d->cs, d->cap_cs * sizeof *d->cs);
     }
     d->cs[d->n_cs++] = hr_consumer_ref(c);
+    d->added = true;
     d->woken = true;
     pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);

@@ -77,6 +77,7 @@ struct hr_consumer {
     uint64_t next_seq; /* next seq to examine when detached */
     uint64_t end_seq;  /* last seq to include (replays), UINT64_MAX for live */
     bool attached;
+    bool dkicked;                /* got entries in this dispatcher iteration */
     /* delivery loop only */
     uint32_t in_flight;
     uint32_t first_queued; /* ring offset (from head) below which nothing is QUEUED */
