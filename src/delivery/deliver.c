@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define DL_DATA_MAX 4096
 #define DLS_TIMEOUT_MS 10000
@@ -24,6 +25,14 @@
 struct hr_deliver {
     hr_deliver_opts_t o;
     uint64_t rng;
+    bool closing; /* the loop refused a submit: it is shutting down; start nothing more */
+    /* Everything that may still be waiting when the loop stops (timers are cancelled without
+     * running, posts refused), so that destroy can free it. */
+    struct hr_attempt *attempts;
+    struct dls_send *sends;
+    hr_consumer_t **rate_waiters;
+    size_t n_rate_waiters, cap_rate_waiters;
+    atomic_int pubs_in_flight; /* replies handed to a bus and not yet called back */
     /* per-scan "seen key" set for keyed ordering, reused across pumps */
     struct seen_slot {
         uint64_t key;
@@ -34,6 +43,7 @@ struct hr_deliver {
 };
 
 typedef struct hr_attempt {
+    struct hr_attempt *prev, *next; /* in dv->attempts */
     hr_dloop_req_t req;
     hr_dloop_timer_t timer;
     hr_deliver_t *dv;
@@ -108,6 +118,14 @@ static uint32_t offset_of(const hr_consumer_t *c, const hr_dentry_t *e)
 
 static void attempt_free(hr_attempt_t *a)
 {
+    if (a->prev) {
+        a->prev->next = a->next;
+    } else {
+        a->dv->attempts = a->next;
+    }
+    if (a->next) {
+        a->next->prev = a->prev;
+    }
     hr_dloop_timer_stop(a->dv->o.loop, &a->timer);
     hr_dloop_req_free(&a->req);
     hr_ce_event_free(a->ev);
@@ -139,6 +157,7 @@ static void finish(hr_attempt_t *a, hr_trace_outcome_t outcome, const char *note
 /* ---- dead letters ---- */
 
 typedef struct dls_send {
+    struct dls_send *prev, *next; /* in dv->sends */
     hr_dloop_req_t req;
     hr_dloop_timer_t timer;
     hr_deliver_t *dv;
@@ -156,6 +175,14 @@ static int add_header_cb(void *arg, const char *name, const char *value)
 
 static void dls_free(dls_send_t *s)
 {
+    if (s->prev) {
+        s->prev->next = s->next;
+    } else {
+        s->dv->sends = s->next;
+    }
+    if (s->next) {
+        s->next->prev = s->prev;
+    }
     hr_dloop_timer_stop(s->dv->o.loop, &s->timer);
     hr_dloop_req_free(&s->req);
     hr_ce_event_free(s->ev);
@@ -203,6 +230,11 @@ static void send_to_dls(hr_attempt_t *a, const char *code, const char *data)
 {
     dls_send_t *s = hr_xcalloc(1, sizeof *s);
     s->dv = a->dv;
+    s->next = a->dv->sends;
+    if (s->next) {
+        s->next->prev = s;
+    }
+    a->dv->sends = s;
     s->stats = a->c->stats;
     s->c = hr_consumer_ref(a->c);
     s->max_attempts = a->spec->retry + 1;
@@ -211,10 +243,7 @@ static void send_to_dls(hr_attempt_t *a, const char *code, const char *data)
         hr_ce_set_ext(s->ev, "heralderrorcode", code, HR_CE_STRING) != 0 ||
         hr_ce_set_ext(s->ev, "heralderrordata", data, HR_CE_STRING) != 0 ||
         hr_ce_set_ext(s->ev, "heralderrordest", a->spec->sink, HR_CE_STRING) != 0) {
-        hr_ce_event_free(s->ev);
-        s->ev = NULL;
-        hr_consumer_unref(s->c);
-        free(s);
+        dls_free(s);
         return;
     }
     hr_dloop_req_init(&s->req);
@@ -324,9 +353,12 @@ static void reply_committed_on_loop(void *arg)
 static void reply_committed(hr_bus_pub_t *pub)
 {
     hr_attempt_t *a = pub->user;
+    hr_deliver_t *dv = a->dv;
     a->task.fn = reply_committed_on_loop;
     a->task.arg = a;
-    hr_dloop_post_task(a->dv->o.loop, &a->task);
+    hr_dloop_post_task(dv->o.loop, &a->task);
+    /* last touch of this thread: destroy waits for the count before freeing attempts */
+    atomic_fetch_sub(&dv->pubs_in_flight, 1);
 }
 
 /* Looks for a CloudEvent in a 2xx response. Returns 1 and the event, 0 when the response
@@ -421,8 +453,10 @@ static void success(hr_attempt_t *a)
     a->pub.scratch = &a->reply_scratch;
     a->pub.done = reply_committed;
     a->pub.user = a;
+    atomic_fetch_add(&a->dv->pubs_in_flight, 1);
     int rc = hr_bus_publish(a->reply_bus, &a->pub);
     if (rc != 0) {
+        atomic_fetch_sub(&a->dv->pubs_in_flight, 1);
         char d[160];
         snprintf(d, sizeof d, "publishing the reply on bus \"%s\" failed: %s", bus_name,
                  hr_strerror(rc));
@@ -551,6 +585,12 @@ static void attempt_done(hr_dloop_req_t *req)
     hr_consumer_unref(c);
 }
 
+static void deferred_done(void *arg)
+{
+    hr_attempt_t *a = arg;
+    attempt_done(&a->req);
+}
+
 static int build_request(hr_attempt_t *a)
 {
     hr_dloop_req_t *r = &a->req;
@@ -591,6 +631,11 @@ static void start(hr_deliver_t *dv, hr_consumer_t *c, hr_dentry_t *e, hr_trigger
     if (a == NULL) {
         a = hr_xcalloc(1, sizeof *a);
         a->dv = dv;
+        a->next = dv->attempts;
+        if (a->next) {
+            a->next->prev = a;
+        }
+        dv->attempts = a;
         a->c = hr_consumer_ref(c);
         a->e = e;
         a->spec = hr_trigger_spec_ref(spec);
@@ -612,16 +657,27 @@ static void start(hr_deliver_t *dv, hr_consumer_t *c, hr_dentry_t *e, hr_trigger
         }
         a->built = true;
     }
+    int rc = hr_dloop_submit(dv->o.loop, &a->req);
+    if (rc == HR_ECLOSED) {
+        /* shutting down: leave the entry unsettled for the next start */
+        dv->closing = true;
+        e->state = HR_DE_QUEUED;
+        return;
+    }
     a->attempts++;
     c->in_flight++;
     atomic_fetch_add(&c->stats->in_flight, 1);
-    int rc = hr_dloop_submit(dv->o.loop, &a->req);
     if (rc != 0) {
-        /* no done() will come: fake a transport failure so the usual path decides */
+        /* No done() will come. Report the failure through the usual path, but from a posted
+         * task: calling attempt_done here would re-enter pump(). */
         a->req.error = rc;
         snprintf(a->req.error_text, sizeof a->req.error_text, "could not start the request: %s",
                  hr_strerror(rc));
-        attempt_done(&a->req);
+        a->task.fn = deferred_done;
+        a->task.arg = a;
+        if (hr_dloop_post_task(dv->o.loop, &a->task) != 0) {
+            dv->closing = true;
+        }
     }
 }
 
@@ -633,7 +689,14 @@ static void rate_timer(hr_dloop_timer_t *t, void *arg)
 {
     (void)t;
     hr_consumer_t *c = arg;
-    pump(c->dv, c);
+    hr_deliver_t *dv = c->dv;
+    for (size_t i = 0; i < dv->n_rate_waiters; i++) {
+        if (dv->rate_waiters[i] == c) {
+            dv->rate_waiters[i] = dv->rate_waiters[--dv->n_rate_waiters];
+            break;
+        }
+    }
+    pump(dv, c);
     hr_consumer_unref(c);
 }
 
@@ -658,8 +721,13 @@ static bool take_token(hr_deliver_t *dv, hr_consumer_t *c, const hr_trigger_spec
     }
     if (!hr_dloop_timer_is_active(&c->rate_timer)) {
         uint64_t wait = (uint64_t)((1 - c->tokens) / s->rate_limit * 1e9) + 1;
-        hr_dloop_timer_start(dv->o.loop, &c->rate_timer, now + wait, rate_timer,
-                             hr_consumer_ref(c));
+        if (dv->n_rate_waiters == dv->cap_rate_waiters) {
+            dv->cap_rate_waiters = dv->cap_rate_waiters ? dv->cap_rate_waiters * 2 : 16;
+            dv->rate_waiters =
+                hr_xrealloc(dv->rate_waiters, dv->cap_rate_waiters * sizeof *dv->rate_waiters);
+        }
+        dv->rate_waiters[dv->n_rate_waiters++] = hr_consumer_ref(c);
+        hr_dloop_timer_start(dv->o.loop, &c->rate_timer, now + wait, rate_timer, c);
     }
     return false;
 }
@@ -694,6 +762,9 @@ static void drop_queued(hr_deliver_t *dv, hr_consumer_t *c, uint32_t n)
 
 static void pump(hr_deliver_t *dv, hr_consumer_t *c)
 {
+    if (dv->closing) {
+        return;
+    }
     hr_trigger_spec_t *s = hr_consumer_spec(c);
     pthread_mutex_lock(&c->mu);
     uint32_t n = c->count;
@@ -715,6 +786,9 @@ static void pump(hr_deliver_t *dv, hr_consumer_t *c)
                 break;
             }
             start(dv, c, e, s);
+            if (dv->closing) {
+                break;
+            }
         }
     } else {
         size_t need = 16;
@@ -744,6 +818,9 @@ static void pump(hr_deliver_t *dv, hr_consumer_t *c)
                     break;
                 }
                 start(dv, c, e, s);
+                if (dv->closing) {
+                    break;
+                }
             }
         }
     }
@@ -785,6 +862,7 @@ void hr_deliver_create(const hr_deliver_opts_t *opts, hr_deliver_t **out)
         dv->o.max_hops = 8;
     }
     dv->rng = hr_mono_ns() | 1;
+    atomic_init(&dv->pubs_in_flight, 0);
     *out = dv;
 }
 
@@ -793,6 +871,24 @@ void hr_deliver_destroy(hr_deliver_t *dv)
     if (dv == NULL) {
         return;
     }
+    /* The loop has stopped: nothing here can fire any more. Free what was left waiting
+     * (retry timers, dead letters being written, sends to dead-letter sinks); the entries stay
+     * unsettled, so their events are delivered again after the next start. */
+    for (int i = 0; i < 5000 && atomic_load(&dv->pubs_in_flight) > 0; i++) {
+        usleep(1000); /* replies being committed: their buses call back within a group commit */
+    }
+    while (dv->attempts) {
+        hr_attempt_t *a = dv->attempts;
+        a->e->att = NULL;
+        attempt_free(a);
+    }
+    while (dv->sends) {
+        dls_free(dv->sends);
+    }
+    for (size_t i = 0; i < dv->n_rate_waiters; i++) {
+        hr_consumer_unref(dv->rate_waiters[i]);
+    }
+    free(dv->rate_waiters);
     free(dv->seen);
     free(dv);
 }
