@@ -31,6 +31,12 @@ static const cli_command_t commands[] = {
     {"publish", hr__cli_publish, "publish an event, or a batch of events, to a bus"},
     {"tail", hr__cli_tail, "print a bus's events, or follow them live"},
     {"bus", hr__cli_bus, "create, list, show and delete buses"},
+    {"trigger", hr__cli_trigger, "create, list, show and delete triggers"},
+    {"apply", hr__cli_apply, "create or update buses and triggers from a YAML or JSON file"},
+    {"deadletters", hr__cli_deadletters, "list dead letters, or deliver them again"},
+    {"replay", hr__cli_replay, "deliver a trigger's past events again"},
+    {"trace", hr__cli_trace, "show how an event was delivered, attempt by attempt"},
+    {"filter", hr__cli_filter, "test filters against an event"},
 };
 
 static const hr_cli_opt_t global_opts[] = {
@@ -418,9 +424,9 @@ hr_cli_client_t *hr__cli_client(hr_cli_ctx_t *ctx)
 static void print_top_help(FILE *f)
 {
     fprintf(f, "Usage: herald %s\n\n%s\n\nCommands:\n", top_cmd.usage, top_cmd.summary);
-    fprintf(f, "  %-10s%s\n", "serve", "run the server (see `herald serve --help`)");
+    fprintf(f, "  %-13s%s\n", "serve", "run the server (see `herald serve --help`)");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        fprintf(f, "  %-10s%s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-13s%s\n", commands[i].name, commands[i].summary);
     }
     fprintf(f, "\nRun `herald <command> --help` for a command's options.\n");
     if (f == stdout) {

@@ -2,8 +2,9 @@
 /*
  * The `herald` command-line client: every subcommand except `serve` talks to a running server
  * over the HTTP API (docs/api.md). main() calls hr_cli_main(); cli.c parses the global options
- * and dispatches to the subcommand modules (publish.c, tail.c, bus.c), each of which owns its
- * options table and is described by an hr_cli_cmd_t. Single-threaded; runs on the main thread.
+ * and dispatches to the subcommand modules (publish.c, tail.c, bus.c, trigger.c, apply.c,
+ * deadletters.c, replay.c, trace.c, filter.c), each of which owns its options table and is
+ * described by an hr_cli_cmd_t. Single-threaded; runs on the main thread.
  *
  * Exit status, which scripts rely on:
  *   0  success
@@ -123,9 +124,55 @@ void hr__cli_strlist_free(hr_cli_strlist_t *l);
  * content goes through here so that it cannot drive the terminal. */
 void hr__cli_print_human_to(FILE *f, const char *s, size_t len, size_t max_chars);
 
+/* ---- Output and dispatch helpers shared by the command modules; defined in trigger.c ---- */
+
+struct hr_cli_resp;
+struct json_t;
+
+/* One subcommand of a command group (`trigger create`). */
+typedef struct hr_cli_subcmd {
+    const char *name;
+    int (*run)(hr_cli_ctx_t *ctx, int argc, char **argv);
+} hr_cli_subcmd_t;
+
+/* Runs the subcommand of `group` named by the first positional argument of argv[1..argc);
+ * `names` lists them for error messages ("create, list, get or delete"). */
+int hr__cli_run_group(hr_cli_ctx_t *ctx, const hr_cli_cmd_t *group, const hr_cli_subcmd_t *subs,
+                      size_t n_subs, const char *names, int argc, char **argv);
+
+/* Returns "<prefix><name escaped as a path segment><suffix>", which the caller frees. */
+char *hr__cli_path(const char *prefix, const char *name, const char *suffix);
+
+/* Dumps `body` (borrowed) and sends it with Content-Type: application/json; as
+ * hr_cli_client_request otherwise. */
+int hr__cli_send_json(hr_cli_ctx_t *ctx, const char *method, const char *path, struct json_t *body,
+                      struct hr_cli_resp *resp);
+
+/* Prints the body of an answer as is, ending with a newline (--json). */
+void hr__cli_print_raw(const struct hr_cli_resp *resp);
+
+/* Parses the body of an answer as a JSON object (a new reference), or prints why not and
+ * returns NULL. */
+struct json_t *hr__cli_load_object(const struct hr_cli_resp *resp);
+
+/* Formats a JSON value for a human, made safe for a terminal (hr__cli_print_human_to) and cut
+ * after `max_chars` characters (0: no limit): strings as they are, null or absent as "-",
+ * anything else as compact JSON. The caller frees the result. */
+char *hr__cli_human_value(struct json_t *v, size_t max_chars);
+
+/* Prints a table with a header row of `n_cols` titles and `n_rows` rows of cells (row-major,
+ * already made safe by hr__cli_human_value). Takes and frees the cells and their array. */
+void hr__cli_print_table(const char *const *titles, size_t n_cols, char **cells, size_t n_rows);
+
 /* The subcommands. argv[0] is the subcommand's name. Return the exit status. */
 int hr__cli_publish(hr_cli_ctx_t *ctx, int argc, char **argv);
 int hr__cli_tail(hr_cli_ctx_t *ctx, int argc, char **argv);
 int hr__cli_bus(hr_cli_ctx_t *ctx, int argc, char **argv);
+int hr__cli_trigger(hr_cli_ctx_t *ctx, int argc, char **argv);
+int hr__cli_apply(hr_cli_ctx_t *ctx, int argc, char **argv);
+int hr__cli_deadletters(hr_cli_ctx_t *ctx, int argc, char **argv);
+int hr__cli_replay(hr_cli_ctx_t *ctx, int argc, char **argv);
+int hr__cli_trace(hr_cli_ctx_t *ctx, int argc, char **argv);
+int hr__cli_filter(hr_cli_ctx_t *ctx, int argc, char **argv);
 
 #endif

@@ -55,6 +55,7 @@ typedef struct hr_attempt {
     uint32_t attempts;
     uint64_t first_ns;
     bool built;
+    bool replay; /* a replay or redrive: traced apart from live delivery */
     /* reply publishing */
     hr_bus_t *reply_bus;
     hr_buf_t reply_enc;
@@ -142,7 +143,7 @@ static void finish(hr_attempt_t *a, hr_trace_outcome_t outcome, const char *note
 {
     hr_consumer_t *c = a->c;
     hr_dentry_t *e = a->e;
-    hr_trace_outcome(a->dv->o.trace, a->spec->bus, e->seq, a->spec->name, outcome, note);
+    hr_trace_outcome(a->dv->o.trace, a->spec->bus, e->seq, a->spec->name, a->replay, outcome, note);
     if (outcome == HR_TRACE_DELIVERED) {
         atomic_fetch_add(&c->stats->delivered, 1);
         if (e->dl_id > 0) {
@@ -522,8 +523,8 @@ static void attempt_done(hr_dloop_req_t *req)
     const hr_trigger_spec_t *s = a->spec;
     c->in_flight--;
     atomic_fetch_sub(&c->stats->in_flight, 1);
-    hr_trace_attempt(dv->o.trace, s->bus, a->e->seq, s->name, hr_wall_ns(), (int)req->status,
-                     req->latency_us, req->error ? req->error_text : NULL);
+    hr_trace_attempt(dv->o.trace, s->bus, a->e->seq, s->name, a->replay, hr_wall_ns(),
+                     (int)req->status, req->latency_us, req->error ? req->error_text : NULL);
     long st = req->status;
     bool ok = req->error == 0 && st >= 200 && st < 300;
     if (ok) {
@@ -641,8 +642,8 @@ static void start(hr_deliver_t *dv, hr_consumer_t *c, hr_dentry_t *e, hr_trigger
         a->spec = hr_trigger_spec_ref(spec);
         a->first_ns = hr_mono_ns();
         e->att = a;
-        hr_trace_matched(dv->o.trace, spec->bus, e->seq, spec->name,
-                         c->kind != HR_CONSUMER_LIVE || e->dl_id > 0);
+        a->replay = c->kind != HR_CONSUMER_LIVE || e->dl_id > 0;
+        hr_trace_matched(dv->o.trace, spec->bus, e->seq, spec->name, a->replay);
         if (hr_ce_decode(e->rec, e->rec_len, &a->ev) != 0) {
             e->state = HR_DE_ACTIVE;
             dead_letter(a, "corrupt", "the stored event does not decode");

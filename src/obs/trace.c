@@ -184,11 +184,11 @@ static record_t *find(hr_trace_t *t, const char *bus, uint64_t seq, int create)
     return r;
 }
 
-static per_trigger_t *find_pt(hr_trace_t *t, record_t *r, const char *trigger)
+static per_trigger_t *find_pt(hr_trace_t *t, record_t *r, const char *trigger, int replay)
 {
     const char *name = intern(t, trigger);
     for (size_t i = 0; i < r->n_pt; i++) {
-        if (r->pt[i].trigger == name) {
+        if (r->pt[i].trigger == name && r->pt[i].replay == (replay != 0)) {
             return &r->pt[i];
         }
     }
@@ -196,23 +196,23 @@ static per_trigger_t *find_pt(hr_trace_t *t, record_t *r, const char *trigger)
     per_trigger_t *p = &r->pt[r->n_pt++];
     memset(p, 0, sizeof *p);
     p->trigger = name;
+    p->replay = (uint8_t)(replay != 0);
     return p;
 }
 
 void hr_trace_matched(hr_trace_t *t, const char *bus, uint64_t seq, const char *trigger, int replay)
 {
     pthread_mutex_lock(&t->mu);
-    per_trigger_t *p = find_pt(t, find(t, bus, seq, 1), trigger);
+    per_trigger_t *p = find_pt(t, find(t, bus, seq, 1), trigger, replay);
     p->outcome = HR_TRACE_PENDING;
-    p->replay = (uint8_t)(replay != 0);
     pthread_mutex_unlock(&t->mu);
 }
 
-void hr_trace_attempt(hr_trace_t *t, const char *bus, uint64_t seq, const char *trigger,
+void hr_trace_attempt(hr_trace_t *t, const char *bus, uint64_t seq, const char *trigger, int replay,
                       uint64_t time_ns, int status, uint64_t latency_us, const char *error)
 {
     pthread_mutex_lock(&t->mu);
-    per_trigger_t *p = find_pt(t, find(t, bus, seq, 1), trigger);
+    per_trigger_t *p = find_pt(t, find(t, bus, seq, 1), trigger, replay);
     size_t i = p->n_att < HR_TRACE_MAX_ATTEMPTS ? p->n_att++ : HR_TRACE_MAX_ATTEMPTS - 1;
     p->att[i].time_ns = time_ns;
     p->att[i].status = (int16_t)status;
@@ -222,11 +222,11 @@ void hr_trace_attempt(hr_trace_t *t, const char *bus, uint64_t seq, const char *
     pthread_mutex_unlock(&t->mu);
 }
 
-void hr_trace_outcome(hr_trace_t *t, const char *bus, uint64_t seq, const char *trigger,
+void hr_trace_outcome(hr_trace_t *t, const char *bus, uint64_t seq, const char *trigger, int replay,
                       hr_trace_outcome_t outcome, const char *note)
 {
     pthread_mutex_lock(&t->mu);
-    per_trigger_t *p = find_pt(t, find(t, bus, seq, 1), trigger);
+    per_trigger_t *p = find_pt(t, find(t, bus, seq, 1), trigger, replay);
     p->outcome = (uint8_t)outcome;
     p->note = intern(t, note);
     pthread_mutex_unlock(&t->mu);

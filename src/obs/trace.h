@@ -30,15 +30,16 @@ typedef enum hr_trace_outcome {
 void hr_trace_create(size_t max_events, hr_trace_t **out);
 void hr_trace_destroy(hr_trace_t *t);
 
-/* Records that `trigger` matched event (bus, seq). `replay` marks a replay or redrive. */
+/* Records that `trigger` matched event (bus, seq). `replay` marks a replay or redrive, which
+ * is traced as its own entry beside the live delivery's. */
 void hr_trace_matched(hr_trace_t *t, const char *bus, uint64_t seq, const char *trigger,
                       int replay);
 /* Records one attempt. status is the HTTP status, or 0 when there was no response (then
  * `error` says why). */
-void hr_trace_attempt(hr_trace_t *t, const char *bus, uint64_t seq, const char *trigger,
+void hr_trace_attempt(hr_trace_t *t, const char *bus, uint64_t seq, const char *trigger, int replay,
                       uint64_t time_ns, int status, uint64_t latency_us, const char *error);
 /* Records the outcome of (event, trigger), with a note (reply published, error code...). */
-void hr_trace_outcome(hr_trace_t *t, const char *bus, uint64_t seq, const char *trigger,
+void hr_trace_outcome(hr_trace_t *t, const char *bus, uint64_t seq, const char *trigger, int replay,
                       hr_trace_outcome_t outcome, const char *note);
 
 /* Appends {"bus":…,"seq":…,"triggers":[{"trigger":…,"outcome":…,"attempts":[…]}]}.

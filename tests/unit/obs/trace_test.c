@@ -19,9 +19,10 @@ static void test_record_and_json(void **state)
     hr_buf_t out = HR_BUF_INIT;
     assert_int_equal(hr_trace_json(t, "default", 1, &out), HR_ENOTFOUND);
     hr_trace_matched(t, "default", 1, "orders", 0);
-    hr_trace_attempt(t, "default", 1, "orders", 1000000000ull, 503, 1500, NULL);
-    hr_trace_attempt(t, "default", 1, "orders", 2000000000ull, 0, 10000, "timed out");
-    hr_trace_outcome(t, "default", 1, "orders", HR_TRACE_DEAD_LETTERED, "heralderrorcode timeout");
+    hr_trace_attempt(t, "default", 1, "orders", 0, 1000000000ull, 503, 1500, NULL);
+    hr_trace_attempt(t, "default", 1, "orders", 0, 2000000000ull, 0, 10000, "timed out");
+    hr_trace_outcome(t, "default", 1, "orders", 0, HR_TRACE_DEAD_LETTERED,
+                     "heralderrorcode timeout");
     hr_trace_matched(t, "default", 1, "audit", 1);
     assert_int_equal(hr_trace_json(t, "default", 1, &out), 0);
     const char *s = (const char *)out.data;
@@ -44,7 +45,7 @@ static void test_attempt_cap(void **state)
     hr_trace_t *t;
     hr_trace_create(4, &t);
     for (int i = 0; i < 40; i++) {
-        hr_trace_attempt(t, "b", 7, "x", (uint64_t)i + 1, 500 + i, 1, NULL);
+        hr_trace_attempt(t, "b", 7, "x", 0, (uint64_t)i + 1, 500 + i, 1, NULL);
     }
     hr_buf_t out = HR_BUF_INIT;
     assert_int_equal(hr_trace_json(t, "b", 7, &out), 0);
