@@ -54,7 +54,7 @@ static const hr_filter_dialect_t *const dialects[] = {
     &hr__filter_not,   &hr__filter_cesql,  &hr__filter_pattern, &hr__filter_sql,
 };
 
-#define SUPPORTED_LIST "exact, prefix, suffix, all, any or not"
+#define SUPPORTED_LIST "exact, prefix, suffix, all, any, not, cesql (or sql) or pattern"
 
 static const hr_filter_dialect_t *find_dialect(const char *key, size_t len)
 {

@@ -60,6 +60,13 @@ static const opt_t opts[] = {
      "largest batch request body (default 16777216)"},
     {"heartbeat", OPT_UINT, OFF(http.heartbeat_s),
      "SSE heartbeat interval in seconds (default 15)"},
+    {"max-hops", OPT_UINT, OFF(triggers.max_hops),
+     "replies deeper than this many hops are dead-lettered (default 8)"},
+    {"trace-events", OPT_SIZE, OFF(triggers.trace_events),
+     "events whose delivery trace is kept in memory (default 100000)"},
+    {"cursor-flush-ms", OPT_UINT, OFF(triggers.cursor_flush_ms),
+     "how often trigger cursors are written, in ms (default 500)"},
+    {"ca-file", OPT_STR, OFF(ca_file), "CA bundle for verifying https sinks (default: system)"},
 };
 
 static void usage(FILE *f)
