@@ -91,8 +91,8 @@ void hr_consumer_append(hr_consumer_t *c, uint64_t seq, uint64_t time_ns, const 
                         size_t len, int64_t dl_id, bool keyed, uint64_t key)
 {
     HR_ASSERT(c->count < c->cap);
-    hr_dentry_t *e = &c->ring[(c->head + c->count) % c->cap];
-    memset(e, 0, sizeof *e);
+    hr_dentry_t *e = hr_xcalloc(1, sizeof *e);
+    c->ring[(c->head + c->count) % c->cap] = e;
     e->seq = seq;
     e->time_ns = time_ns;
     e->rec = hr_xmalloc(len ? len : 1);
@@ -118,7 +118,9 @@ void hr_consumer_unref(hr_consumer_t *c)
         return;
     }
     for (uint32_t i = 0; i < c->count; i++) {
-        free(c->ring[(c->head + i) % c->cap].rec);
+        hr_dentry_t *e = c->ring[(c->head + i) % c->cap];
+        free(e->rec);
+        free(e);
     }
     free(c->ring);
     hr_trigger_spec_unref(c->spec);
@@ -132,7 +134,7 @@ void hr_consumer_unref(hr_consumer_t *c)
 uint64_t hr_consumer_cursor(hr_consumer_t *c)
 {
     pthread_mutex_lock(&c->mu);
-    uint64_t cur = c->count ? c->ring[c->head].seq - 1 : c->scanned;
+    uint64_t cur = c->count ? c->ring[c->head]->seq - 1 : c->scanned;
     pthread_mutex_unlock(&c->mu);
     return cur;
 }
@@ -189,11 +191,12 @@ uint32_t hr_consumer_pop_settled(hr_consumer_t *c)
 {
     uint32_t n = 0;
     pthread_mutex_lock(&c->mu);
-    while (c->count && c->ring[c->head].state == HR_DE_DONE) {
-        hr_dentry_t *e = &c->ring[c->head];
+    while (c->count && c->ring[c->head]->state == HR_DE_DONE) {
+        hr_dentry_t *e = c->ring[c->head];
         c->bytes -= e->rec_len;
         free(e->rec);
-        memset(e, 0, sizeof *e);
+        free(e);
+        c->ring[c->head] = NULL;
         c->head = (c->head + 1) % c->cap;
         c->count--;
         n++;
@@ -206,6 +209,36 @@ uint32_t hr_consumer_pop_settled(hr_consumer_t *c)
         }
     }
     return n;
+}
+
+uint32_t hr_consumer_compact(hr_consumer_t *c)
+{
+    uint32_t removed = 0, kept = 0;
+    pthread_mutex_lock(&c->mu);
+    for (uint32_t i = 0; i < c->count; i++) {
+        hr_dentry_t *e = c->ring[(c->head + i) % c->cap];
+        if (e->state == HR_DE_DONE && i > 0) {
+            c->bytes -= e->rec_len;
+            free(e->rec);
+            free(e);
+            removed++;
+            continue;
+        }
+        c->ring[(c->head + kept) % c->cap] = e;
+        kept++;
+    }
+    for (uint32_t i = kept; i < c->count; i++) {
+        c->ring[(c->head + i) % c->cap] = NULL;
+    }
+    c->count = kept;
+    pthread_mutex_unlock(&c->mu);
+    if (removed) {
+        c->first_queued = 0; /* offsets changed */
+        if (atomic_exchange(&c->wants_room, false) && c->disp) {
+            hr_dispatch_wake(c->disp);
+        }
+    }
+    return removed;
 }
 
 /* Pushes one matching record; false (and nothing pushed) when the ring is full. */
@@ -224,13 +257,18 @@ static bool push(hr_consumer_t *c, const hr_log_entry_t *e, const hr_ce_event_t 
         return false;
     }
     memcpy(rec, e->payload, e->len);
-    hr_dentry_t ne = {0};
-    ne.seq = e->seq;
-    ne.time_ns = e->time_ns;
-    ne.rec = rec;
-    ne.rec_len = (uint32_t)e->len;
-    ne.state = HR_DE_QUEUED;
-    ne.keyed = hr_dispatch_key(ev, &ne.key);
+    hr_dentry_t *ne = calloc(1, sizeof *ne);
+    if (ne == NULL) {
+        free(rec);
+        atomic_store(&c->wants_room, true);
+        return false;
+    }
+    ne->seq = e->seq;
+    ne->time_ns = e->time_ns;
+    ne->rec = rec;
+    ne->rec_len = (uint32_t)e->len;
+    ne->state = HR_DE_QUEUED;
+    ne->keyed = hr_dispatch_key(ev, &ne->key);
     pthread_mutex_lock(&c->mu);
     c->ring[(c->head + c->count) % c->cap] = ne;
     c->count++;

@@ -16,9 +16,10 @@
  * the consumer; the consumer's cursor (everything at or below is settled) is the seq before
  * the ring's head entry, or `scanned` when the ring is empty.
  *
- * Locking: `mu` guards head, count, bytes, scanned and the dead flag. Entries below
- * head + count are written only by the dispatcher before they are counted, and afterwards only
- * by the delivery loop, so the loop reads them without the lock.
+ * Locking: `mu` guards head, count, bytes, scanned, the dead flag and the ring's slots. An
+ * entry is written only by the dispatcher before it is counted, and afterwards only by the
+ * delivery loop, which is also the only thread that removes entries (at the head, or settled
+ * ones behind the head when compacting); so the loop reads slots and entries without the lock.
  */
 #ifndef HR_BROKER_DISPATCH_H
 #define HR_BROKER_DISPATCH_H
@@ -66,7 +67,7 @@ struct hr_consumer {
     void *owner;             /* the trigger runtime (triggers.c) */
     hr_trigger_spec_t *spec; /* guarded by mu; swapped on trigger update */
     pthread_mutex_t mu;
-    hr_dentry_t *ring;
+    hr_dentry_t **ring; /* entries are allocated one by one, so they never move */
     uint32_t cap, head, count;
     size_t bytes, max_bytes;
     uint64_t scanned;
@@ -77,7 +78,7 @@ struct hr_consumer {
     uint64_t next_seq; /* next seq to examine when detached */
     uint64_t end_seq;  /* last seq to include (replays), UINT64_MAX for live */
     bool attached;
-    bool dkicked;                /* got entries in this dispatcher iteration */
+    bool dkicked; /* got entries in this dispatcher iteration */
     /* delivery loop only */
     uint32_t in_flight;
     uint32_t first_queued; /* ring offset (from head) below which nothing is QUEUED */
@@ -123,6 +124,11 @@ bool hr_consumer_finished(hr_consumer_t *c);
 /* Delivery loop side: pops settled entries at the head (freeing them) and wakes the
  * dispatcher if it was waiting for room. Returns how many were popped. */
 uint32_t hr_consumer_pop_settled(hr_consumer_t *c);
+/* Delivery loop side: removes settled entries behind an unsettled head (an event waiting on
+ * retries), so a full ring can take new events and other events (and keys) keep flowing. The
+ * cursor stays before the head: after a restart those settled events are delivered again.
+ * Returns how many were removed. */
+uint32_t hr_consumer_compact(hr_consumer_t *c);
 
 /* Starts the dispatcher of `bus` (borrowed; it must outlive the dispatcher). */
 int hr_dispatch_create(hr_bus_t *bus, hr_dispatch_kick_fn kick, void *kick_arg,

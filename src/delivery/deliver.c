@@ -109,12 +109,6 @@ static double rand01(hr_deliver_t *dv)
     return (double)((dv->rng * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
 }
 
-static uint32_t offset_of(const hr_consumer_t *c, const hr_dentry_t *e)
-{
-    uint32_t idx = (uint32_t)(e - c->ring);
-    return (idx + c->cap - c->head) % c->cap;
-}
-
 /* ---- finishing an entry ---- */
 
 static void attempt_free(hr_attempt_t *a)
@@ -490,10 +484,7 @@ static void retry_timer(hr_dloop_timer_t *t, void *arg)
     hr_attempt_t *a = arg;
     hr_consumer_t *c = a->c;
     a->e->state = HR_DE_QUEUED;
-    uint32_t off = offset_of(c, a->e);
-    if (off < c->first_queued) {
-        c->first_queued = off;
-    }
+    c->first_queued = 0; /* rescan from the head: this entry is queued again */
     pump(a->dv, c);
 }
 
@@ -751,7 +742,7 @@ static bool seen_test_and_set(hr_deliver_t *dv, uint64_t key)
 static void drop_queued(hr_deliver_t *dv, hr_consumer_t *c, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
-        hr_dentry_t *e = &c->ring[(c->head + i) % c->cap];
+        hr_dentry_t *e = c->ring[(c->head + i) % c->cap];
         if (e->state == HR_DE_QUEUED && e->att == NULL) {
             e->state = HR_DE_DONE;
         } else if (e->state == HR_DE_QUEUED && e->att) {
@@ -775,11 +766,11 @@ static void pump(hr_deliver_t *dv, hr_consumer_t *c)
         drop_queued(dv, c, n);
     } else if (s->ordering == HR_ORDERING_NONE) {
         while (c->first_queued < n &&
-               c->ring[(c->head + c->first_queued) % c->cap].state != HR_DE_QUEUED) {
+               c->ring[(c->head + c->first_queued) % c->cap]->state != HR_DE_QUEUED) {
             c->first_queued++;
         }
         for (uint32_t i = c->first_queued; i < n && c->in_flight < s->max_in_flight; i++) {
-            hr_dentry_t *e = &c->ring[(c->head + i) % c->cap];
+            hr_dentry_t *e = c->ring[(c->head + i) % c->cap];
             if (e->state != HR_DE_QUEUED) {
                 continue;
             }
@@ -807,7 +798,7 @@ static void pump(hr_deliver_t *dv, hr_consumer_t *c)
             dv->seen_gen = 1;
         }
         for (uint32_t i = 0; i < n && c->in_flight < s->max_in_flight; i++) {
-            hr_dentry_t *e = &c->ring[(c->head + i) % c->cap];
+            hr_dentry_t *e = c->ring[(c->head + i) % c->cap];
             if (e->state == HR_DE_DONE) {
                 continue;
             }
@@ -826,6 +817,13 @@ static void pump(hr_deliver_t *dv, hr_consumer_t *c)
         }
     }
     hr_consumer_pop_settled(c);
+    pthread_mutex_lock(&c->mu);
+    bool full = c->count == c->cap || c->bytes >= c->max_bytes;
+    pthread_mutex_unlock(&c->mu);
+    if (full && !dead && hr_consumer_compact(c) && !dv->closing) {
+        /* room again: entries behind a held-up head can be started now */
+        hr_deliver_kick(dv, c);
+    }
     hr_trigger_spec_unref(s);
     if (c->kind != HR_CONSUMER_LIVE && hr_consumer_finished(c) && dv->o.finished) {
         dv->o.finished(dv->o.finished_arg, c);

@@ -306,7 +306,6 @@ class TestOrdering(HeraldTestCase):
         the trigger's in-memory window (4 x max_in_flight, at least 128 events)."""
         self.run_held_up(per_key=10, max_in_flight=16)
 
-    @unittest.expectedFailure  # known limit: the trigger's ring cannot pass a held key (fix in progress)
     def test_held_up_key_does_not_stall_other_keys_past_the_window(self):
         """The same with the defaults (max_in_flight 64) and 360 events of other keys behind the
         held one: more than the trigger keeps in memory (256 events). Other keys must keep

@@ -95,7 +95,7 @@ static size_t drain(hr_consumer_t *c, uint64_t *seen, size_t n_seen, const char 
     uint32_t n = c->count;
     pthread_mutex_unlock(&c->mu);
     for (uint32_t i = 0; i < n; i++) {
-        hr_dentry_t *e = &c->ring[(c->head + i) % c->cap];
+        hr_dentry_t *e = c->ring[(c->head + i) % c->cap];
         hr_ce_event_t *ev;
         assert_int_equal(hr_ce_decode(e->rec, e->rec_len, &ev), 0);
         assert_string_equal(ev->type, type);
@@ -225,14 +225,14 @@ static void test_cursor_and_replay_range(void **state)
     }
     /* the cursor stays before the oldest unsettled entry */
     assert_int_equal(hr_consumer_cursor(r), 4);
-    r->ring[(r->head + 1) % r->cap].state = HR_DE_DONE; /* seq 6 settled, 5 not */
+    r->ring[(r->head + 1) % r->cap]->state = HR_DE_DONE; /* seq 6 settled, 5 not */
     hr_consumer_pop_settled(r);
     assert_int_equal(hr_consumer_cursor(r), 4);
-    r->ring[r->head].state = HR_DE_DONE;
+    r->ring[r->head]->state = HR_DE_DONE;
     hr_consumer_pop_settled(r);
     assert_int_equal(hr_consumer_cursor(r), 6);
     for (uint32_t i = 0; i < 3; i++) {
-        r->ring[(r->head + i) % r->cap].state = HR_DE_DONE;
+        r->ring[(r->head + i) % r->cap]->state = HR_DE_DONE;
     }
     hr_consumer_pop_settled(r);
     assert_true(hr_consumer_finished(r));
