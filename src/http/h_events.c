@@ -7,6 +7,7 @@
  * commit thread checks dedup, appends, syncs and calls pub_done(), which answers and resumes.
  */
 #include "ce/event.h"
+#include "filter/cesql.h"
 #include "http/routes.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -393,14 +394,34 @@ bool hr__read_start(hr_http_req_t *req, hr_bus_t *bus, uint64_t *from)
     return true;
 }
 
+/* Compiles ?filter= (CESQL). Returns true with *out NULL when absent; answers 400 and
+ * returns false when it does not compile. */
+bool hr__read_filter(hr_http_req_t *req, hr_cesql_t **out)
+{
+    *out = NULL;
+    const char *f = hr_http_query(req, "filter");
+    if (f == NULL) {
+        return true;
+    }
+    hr_cesql_error_t err;
+    memset(&err, 0, sizeof err);
+    if (hr_cesql_compile(f, strlen(f), out, &err) != 0 || hr_cesql_lint(*out, &err) != 0) {
+        hr_cesql_destroy(*out);
+        *out = NULL;
+        hr_http_error(req, 400, "filter", "\"filter\" is not a valid CESQL expression: %s",
+                      err.msg);
+        return false;
+    }
+    return true;
+}
+
+/* Records a filtered read examines at most per request; `next` continues from there. */
+#define FILTER_SCAN_MAX 10000
+
 void hr_h_read(hr_http_req_t *req)
 {
     static const char *const allowed[] = {"from", "from_time", "limit", "filter", NULL};
     if (!hr_http_check_query(req, allowed)) {
-        return;
-    }
-    if (hr_http_query(req, "filter")) {
-        hr_http_error(req, 400, "filter", "CESQL filters on reads are not supported yet");
         return;
     }
     const char *name = hr_http_param(req, 0);
@@ -409,6 +430,7 @@ void hr_h_read(hr_http_req_t *req)
         hr_http_error(req, 404, "bus", "no bus named \"%s\"", name);
         return;
     }
+
     uint64_t from, limit = 100;
     const char *l = hr_http_query(req, "limit");
     if (l && (!hr__parse_seq(l, &limit) || limit > 1000)) {
@@ -419,24 +441,44 @@ void hr_h_read(hr_http_req_t *req)
     if (!hr__read_start(req, bus, &from)) {
         goto out;
     }
-    hr_log_batch_t b = HR_LOG_BATCH_INIT;
-    int rc = hr_log_read(hr_bus_log(bus), from, (size_t)limit, 4u << 20, &b);
-    if (rc != 0) {
-        hr_log_batch_free(&b);
-        hr_http_error(req, 500, NULL, "reading bus \"%s\" failed: %s", name, hr_strerror(rc));
+    hr_cesql_t *filter = NULL;
+    if (!hr__read_filter(req, &filter)) {
         goto out;
     }
+    hr_log_batch_t b = HR_LOG_BATCH_INIT;
     hr_buf_t out = HR_BUF_INIT;
     hr_buf_puts(&out, "{\"events\":[");
-    uint64_t next = from;
-    for (size_t i = 0; i < b.n && rc == 0; i++) {
-        if (i) {
-            hr_buf_putc(&out, ',');
+    uint64_t next = from, scanned = 0, found = 0;
+    int rc = 0;
+    /* Without a filter one read is the page; with one, keep reading until `limit` events
+     * matched, the log ends, or FILTER_SCAN_MAX records were examined. */
+    while (found < limit && scanned < (filter ? FILTER_SCAN_MAX : limit)) {
+        size_t want = filter ? 1000 : (size_t)(limit - found);
+        if ((rc = hr_log_read(hr_bus_log(bus), next, want, 4u << 20, &b)) != 0 || b.n == 0) {
+            break;
         }
-        rc = hr_bus_envelope_json(&b.ents[i], &out);
-        next = b.ents[i].seq + 1;
+        for (size_t i = 0; i < b.n && rc == 0 && found < limit; i++) {
+            next = b.ents[i].seq + 1;
+            scanned++;
+            if (filter) {
+                hr_ce_event_t *ev = NULL;
+                bool m = hr_ce_decode(b.ents[i].payload, b.ents[i].len, &ev) == 0 &&
+                         hr_cesql_match(filter, ev);
+                hr_ce_event_free(ev);
+                if (!m) {
+                    continue;
+                }
+            }
+            if (found++) {
+                hr_buf_putc(&out, ',');
+            }
+            rc = hr_bus_envelope_json(&b.ents[i], &out);
+        }
+        if (!filter) {
+            break;
+        }
     }
-    if (b.n == 0) {
+    if (rc == 0 && scanned == 0) {
         hr_log_stats_t st;
         hr_log_stats(hr_bus_log(bus), &st);
         if (next < st.first_seq) {
@@ -447,10 +489,10 @@ void hr_h_read(hr_http_req_t *req)
         }
     }
     hr_log_batch_free(&b);
+    hr_cesql_destroy(filter);
     if (rc != 0) {
         hr_buf_free(&out);
-        hr_http_error(req, 500, NULL, "a stored record of bus \"%s\" does not decode: %s", name,
-                      hr_strerror(rc));
+        hr_http_error(req, 500, NULL, "reading bus \"%s\" failed: %s", name, hr_strerror(rc));
         goto out;
     }
     hr_buf_printf(&out, "],\"next\":%llu}", (unsigned long long)next);

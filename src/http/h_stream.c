@@ -12,6 +12,8 @@
  * No lost wake-up: the reader checks the bus's last committed seq and sets `suspended` under
  * `mu`; the log publishes a new last seq before it calls the watchers, which take `mu` too.
  */
+#include "ce/event.h"
+#include "filter/cesql.h"
 #include "http/routes.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -25,6 +27,7 @@
 
 bool hr__parse_seq(const char *s, uint64_t *out);
 bool hr__read_start(hr_http_req_t *req, hr_bus_t *bus, uint64_t *from);
+bool hr__read_filter(hr_http_req_t *req, hr_cesql_t **out);
 
 typedef struct sse {
     hr_bus_watch_t watch;    /* in the bus's watcher list */
@@ -38,7 +41,8 @@ typedef struct sse {
     uint64_t next_seq;
     uint64_t last_send_ns;
     uint64_t heartbeat_ns;
-    hr_buf_t out; /* formatted, not yet sent */
+    hr_cesql_t *filter; /* ?filter=, or NULL */
+    hr_buf_t out;       /* formatted, not yet sent */
     size_t out_off;
     hr_log_batch_t batch;
 } sse_t;
@@ -83,16 +87,28 @@ static int refill(sse_t *s)
     if (hr_log_read(hr_bus_log(s->bus), s->next_seq, 256, 1u << 20, &s->batch) != 0) {
         return -1;
     }
+    if (s->batch.n == 0) {
+        return 0;
+    }
     for (size_t i = 0; i < s->batch.n; i++) {
         const hr_log_entry_t *e = &s->batch.ents[i];
+        s->next_seq = e->seq + 1;
+        if (s->filter) {
+            hr_ce_event_t *ev = NULL;
+            bool m = hr_ce_decode(e->payload, e->len, &ev) == 0 && hr_cesql_match(s->filter, ev);
+            hr_ce_event_free(ev);
+            if (!m) {
+                continue;
+            }
+        }
         hr_buf_printf(&s->out, "id: %llu\nevent: cloudevent\ndata: ", (unsigned long long)e->seq);
         if (hr_bus_envelope_json(e, &s->out) != 0) {
             return -1;
         }
         hr_buf_puts(&s->out, "\n\n");
-        s->next_seq = e->seq + 1;
     }
-    return (int)s->out.len;
+    /* > 0 also when a filter let nothing through: the position moved, so read on */
+    return s->out.len ? (int)s->out.len : 1;
 }
 
 static long reader(void *cls, uint64_t pos, char *buf, size_t max)
@@ -121,7 +137,7 @@ static long reader(void *cls, uint64_t pos, char *buf, size_t max)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
         if (n > 0) {
-            continue;
+            continue; /* send what was formatted, or read on past filtered-out events */
         }
         if (hr_mono_ns() - s->last_send_ns >= s->heartbeat_ns) {
             hr_buf_puts(&s->out, ": heartbeat\n\n");
@@ -144,6 +160,7 @@ static void sse_free(void *cls)
     hr_bus_watch_remove(s->bus, &s->watch);
     hr_http_stream_remove(s->srv, &s->stream);
     hr_bus_release(s->bus);
+    hr_cesql_destroy(s->filter);
     hr_buf_free(&s->out);
     hr_log_batch_free(&s->batch);
     pthread_mutex_destroy(&s->mu);
@@ -154,10 +171,6 @@ void hr_h_stream(hr_http_req_t *req)
 {
     static const char *const allowed[] = {"from", "from_time", "filter", NULL};
     if (!hr_http_check_query(req, allowed)) {
-        return;
-    }
-    if (hr_http_query(req, "filter")) {
-        hr_http_error(req, 400, "filter", "CESQL filters on streams are not supported yet");
         return;
     }
     const char *name = hr_http_param(req, 0);
@@ -185,7 +198,13 @@ void hr_h_stream(hr_http_req_t *req)
     } else {
         from = hr_bus_last_seq(bus) + 1;
     }
+    hr_cesql_t *filter = NULL;
+    if (!hr__read_filter(req, &filter)) {
+        hr_bus_release(bus);
+        return;
+    }
     sse_t *s = hr_xcalloc(1, sizeof *s);
+    s->filter = filter;
     s->srv = hr_http_server(req);
     s->bus = bus;
     s->conn = hr_http_connection(req);
