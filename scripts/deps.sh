@@ -9,7 +9,7 @@ level=${1:-test}
 pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
       libsqlite3-dev libssl-dev libyaml-dev)
 if [ "$level" = test ] || [ "$level" = bench ]; then
-    pkgs+=(libcmocka-dev python3 nodejs npm clang libclang-rt-14-dev llvm)
+    pkgs+=(libcmocka-dev python3 nodejs npm clang libclang-rt-14-dev llvm openssl)
 fi
 if [ "$level" = bench ]; then
     pkgs+=(nginx-light redis-server nats-server libnats-dev wrk linux-perf)
