@@ -6,6 +6,12 @@
 --   BENCH_CASE=name          label for the RESULT line
 --   BENCH_NONCE=str          prefix of every id (run.sh passes one per run)
 --   BENCH_DATA_BYTES=1024    size of each event's JSON data
+--   BENCH_SENT=1             binary mode only: add the extension header `ce-sent` = the wall-clock
+--                            time (CLOCK_REALTIME, µs since the epoch) at which wrk builds the
+--                            request, i.e. just before it writes it (LuaJIT FFI clock_gettime);
+--                            bench/delivery.sh compares it with the sink's receive time
+--   BENCH_DELAY_MS=N         wait N ms after each response before the connection's next request
+--                            (wrk's delay() hook): paces the load at about conns x 1000 / N per s
 -- The done() hook prints one parseable line (latencies in µs, per request):
 --   RESULT case=… requests=N events=N secs=T ops_per_s=R mb_per_s=M p50_us=A p99_us=B
 --          errors=E non2xx=S
@@ -15,6 +21,28 @@ local batch = tonumber(os.getenv("BENCH_BATCH") or "0") or 0
 local case = os.getenv("BENCH_CASE") or (batch > 0 and "batch" or "binary")
 local nonce = os.getenv("BENCH_NONCE") or tostring(os.time())
 local data_bytes = tonumber(os.getenv("BENCH_DATA_BYTES") or "1024") or 1024
+local sent = os.getenv("BENCH_SENT") == "1" and batch == 0
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0") or 0
+
+if delay_ms > 0 then
+   function delay()
+      return delay_ms
+   end
+end
+
+local now_us -- wall-clock µs, only when BENCH_SENT=1
+if sent then
+   local ffi = require("ffi")
+   ffi.cdef [[
+      typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+      int clock_gettime(int clk, bench_timespec *ts);
+   ]]
+   local ts = ffi.new("bench_timespec")
+   now_us = function()
+      ffi.C.clock_gettime(0, ts) -- CLOCK_REALTIME, the clock nginx's $msec reads
+      return string.format("%d%06d", tonumber(ts.tv_sec), math.floor(tonumber(ts.tv_nsec) / 1000))
+   end
+end
 
 -- {"pad":"xxx…"} of exactly data_bytes bytes
 local data = '{"pad":"' .. string.rep("x", data_bytes - 10) .. '"}'
@@ -55,6 +83,11 @@ if batch > 0 then
       end
       local body = "[" .. table.concat(parts, ",", 1, batch) .. "]"
       return head .. #body .. "\r\n\r\n" .. body
+   end
+elseif sent then
+   function request()
+      counter = counter + 1
+      return head .. nonce .. counter .. "\r\nce-sent: " .. now_us() .. tail
    end
 else
    function request()

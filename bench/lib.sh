@@ -127,3 +127,71 @@ cpu_split() {
         printf "herald_cpus=%.2f busy_cpus=%.2f idle_cpus=%.2f steal_cpus=%.2f cpu_us_per_event=%.1f\n",
             h, t - idle - st, idle, st, (ev > 0 ? (p1 - p0) / hz * 1e6 / ev : 0) }'
 }
+
+# ---- delivery (bench/delivery.sh, bench/profile_delivery.sh) ----
+
+# start_nginx_sink DIR N: nginx answering 202 with an empty body on N ports (one sink per
+# trigger), logging "$msec $http_ce_sent $server_port $status $http_ce_id" per request to
+# DIR/access.log (buffered; flushed when nginx stops). Sets SINK_PID and SINK_PORTS (array).
+start_nginx_sink() {
+    local dir=$1 n=$2 i listen=""
+    mkdir -p "$dir"
+    SINK_PORTS=()
+    for i in $(seq 1 "$n"); do
+        SINK_PORTS+=("$(free_port)")
+        listen="$listen        listen 127.0.0.1:${SINK_PORTS[$((i - 1))]};
+"
+    done
+    cat >"$dir/nginx.conf" <<NGX
+worker_processes auto;
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    log_format sink '\$msec \$http_ce_sent \$server_port \$status \$http_ce_id';
+    access_log $dir/access.log sink buffer=256k flush=1s;
+    client_body_temp_path $dir/body;
+    client_body_buffer_size 1m;
+    client_max_body_size 32m;
+    keepalive_requests 100000000;
+    keepalive_timeout 75s;
+    server {
+$listen        location / { return 202; }
+    }
+}
+NGX
+    start_bg "nginx sink" "$dir/nginx.log" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+    SINK_PID=$LAST_PID
+    for i in "${SINK_PORTS[@]}"; do
+        wait_until "$SINK_PID" "$dir/nginx.log" "nginx sink" port_open "$i"
+    done
+}
+
+# put_trigger URL NAME SINK_URL MAX_IN_FLIGHT: a trigger on the default bus, no filters.
+put_trigger() {
+    curl -sf --max-time 10 -X PUT -H 'content-type: application/json' \
+        -d "{\"bus\":\"default\",\"sink\":\"$3\",\"max_in_flight\":$4}" "$1/v1/triggers/$2" >/dev/null ||
+        die "PUT /v1/triggers/$2 failed"
+}
+
+# trigger_status URL NAME -> "cursor last_seq delivered retried failed in_flight" (empty on error)
+trigger_status() {
+    curl -sf --max-time 10 "$1/v1/triggers/$2" | awk '{
+        n = split("cursor last_seq delivered retried failed in_flight", k, " "); o = "";
+        for (i = 1; i <= n; i++) { v = ""; if (match($0, "\"" k[i] "\":[0-9]+")) { v = substr($0, RSTART, RLENGTH); sub(/.*:/, "", v) }
+            o = o (i > 1 ? " " : "") (v == "" ? "?" : v) }
+        print o }' || true
+}
+
+# tree_ticks PID: user+system ticks of PID and its direct children (nginx: master + workers).
+tree_ticks() {
+    local t c kids=()
+    t=$(proc_ticks "$1")
+    read -ra kids <<<"$(cat "/proc/$1/task/"*/children 2>/dev/null | tr '\n' ' ')"
+    for c in "${kids[@]+"${kids[@]}"}"; do
+        t=$((t + $(proc_ticks "$c")))
+    done
+    echo "$t"
+}

@@ -35,8 +35,10 @@ THREADS=$(int_env BENCH_WRK_THREADS 2 1 256)      # wrk and redis-benchmark clie
 NATS_WINDOW=$(int_env BENCH_NATS_WINDOW 1000 1 1000000)
 DATA_BYTES=1024
 SHORT=$((SECS / 3 > 1 ? SECS / 3 : 1))            # the secondary cases (sync latency, 1 KiB)
-CASES=${BENCH_CASES:-"nginx herald_binary redis nats herald_batch disk"}
+CASES=${BENCH_CASES:-"nginx herald_binary redis nats herald_batch disk delivery delivery_paced fanout"}
 OUT=${BENCH_OUT:-$HERE/out}
+# shellcheck source=delivery.sh
+. "$HERE/delivery.sh" # the delivery cases (publish -> herald -> trigger -> nginx sink) and their table
 
 for tool in wrk nginx redis-server redis-benchmark redis-cli nats-server curl make cc; do
     command -v "$tool" >/dev/null || die "'$tool' not found: run scripts/deps.sh bench"
@@ -294,6 +296,7 @@ KIB=$((BATCH * DATA_BYTES / 1024))
     echo
     echo "  MB/s counts event data (1 KiB per event) only. Latency: per HTTP request (wrk), per command"
     echo "  (redis-benchmark), per message (nats_pub), per write+fdatasync (disk)."
-    echo "  Raw RESULT lines, logs and configs: $RUN"
 } | tee "$RUN/table.txt"
+delivery_report
+echo "  Raw RESULT lines, logs and configs: $RUN" | tee -a "$RUN/table.txt"
 for k in "${!RES[@]}"; do echo "$k ${RES[$k]}"; done | sort >"$RUN/results.txt"
