@@ -252,6 +252,11 @@ int hr_triggers_open(const hr_triggers_opts_t *opts, hr_meta_t *meta, hr_buses_t
     hr_dloop_opts_t lo;
     hr_dloop_opts_default(&lo);
     lo.ca_file = t->opts.ca_file;
+    /* A trigger's max_in_flight (up to 10,000) is what bounds its concurrency; libcurl's own
+     * per-host cap only has to stay out of the way (requests beyond it wait inside libcurl and
+     * their timeout runs while they wait). */
+    lo.max_host_connections = 1024;
+    lo.max_connections = 4096;
     int rc = hr_dloop_create(&lo, &t->loop);
     if (rc != 0) {
         hr_trace_destroy(t->trace);
