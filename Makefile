@@ -42,6 +42,7 @@ fuzz: fuzz-build
 bench: build
 	@scripts/deps.sh bench
 	@bench/run.sh $(BUILD)
+	@bench/matcher.sh
 
 format:
 	@clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'fuzz/*.c' 'bench/*.c')

@@ -37,6 +37,7 @@ static const cli_command_t commands[] = {
     {"replay", hr__cli_replay, "deliver a trigger's past events again"},
     {"trace", hr__cli_trace, "show how an event was delivered, attempt by attempt"},
     {"filter", hr__cli_filter, "test filters against an event"},
+    {"cesql", hr__cli_cesql, "evaluate or check a CloudEvents SQL expression locally"},
 };
 
 static const hr_cli_opt_t global_opts[] = {

@@ -174,5 +174,6 @@ int hr__cli_deadletters(hr_cli_ctx_t *ctx, int argc, char **argv);
 int hr__cli_replay(hr_cli_ctx_t *ctx, int argc, char **argv);
 int hr__cli_trace(hr_cli_ctx_t *ctx, int argc, char **argv);
 int hr__cli_filter(hr_cli_ctx_t *ctx, int argc, char **argv);
+int hr__cli_cesql(hr_cli_ctx_t *ctx, int argc, char **argv);
 
 #endif

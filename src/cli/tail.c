@@ -7,6 +7,12 @@
  * exponential backoff. Called by hr_cli_main on the main thread; SIGINT/SIGTERM end --follow
  * cleanly (exit 0).
  *
+ * --filter CESQL is passed as `?filter=` to both endpoints, and the server answers only the
+ * matching events. A filtered page examines a bounded number of events, so it may hold fewer
+ * than `limit` events, or none, before the end of the bus: paging then goes on while `next`
+ * moves forward, until an empty page reaches past the last seq the bus had when tail started
+ * (so that a bus that keeps growing with non-matching events cannot keep it paging forever).
+ *
  * Output: one line per event, `<seq>  <ingested>  <type>  <source>  <id>  <data>`, or with
  * --json one envelope {"seq":…,"ingested":…,"event":{…}} per line (JSON Lines). The envelopes
  * are printed from the server's bytes (only line breaks removed), not re-serialised: jansson would
@@ -16,8 +22,10 @@
  */
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "filter/cesql.h"
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/err.h"
 #include "util/rfc3339.h"
 
 #include <errno.h>
@@ -40,6 +48,7 @@ typedef struct tail_opts {
     const char *to_from;
     const char *to_from_time;
     const char *to_limit;
+    const char *to_filter;
     bool to_follow;
 } tail_opts_t;
 
@@ -53,6 +62,8 @@ static const hr_cli_opt_t tail_opts[] = {
     OPT("from-time", to_from_time, HR_CLI_OPT_STR, "RFC3339",
         "start at the first event ingested at or after this time"),
     OPT("limit", to_limit, HR_CLI_OPT_STR, "N", "stop after N events"),
+    OPT("filter", to_filter, HR_CLI_OPT_STR, "CESQL",
+        "only events for which this CloudEvents SQL expression is true"),
     OPT("follow", to_follow, HR_CLI_OPT_FLAG, NULL,
         "keep printing new events as they arrive, until interrupted"),
     {NULL, 0, 0, 0, NULL, NULL},
@@ -60,13 +71,16 @@ static const hr_cli_opt_t tail_opts[] = {
 
 static const hr_cli_cmd_t tail_cmd = {
     .name = "tail",
-    .usage = "[--from SEQ | --from-time RFC3339] [--limit N] [--follow] [--json]",
+    .usage = "[--from SEQ | --from-time RFC3339] [--limit N] [--filter CESQL] [--follow] [--json]",
     .summary =
         "Print the events of the bus, one line each:\n"
         "  <seq>  <ingested>  <type>  <source>  <id>  <data>\n"
         "or, with --json, one JSON envelope per line {\"seq\":…,\"ingested\":…,\"event\":{…}}.\n"
         "With --follow and no --from or --from-time, only events published from now on\n"
-        "are printed; after a dropped connection the stream resumes where it stopped.",
+        "are printed; after a dropped connection the stream resumes where it stopped.\n"
+        "--filter keeps the events for which a CloudEvents SQL expression is true, e.g.\n"
+        "  --filter \"type = 'order.created' AND INT(amount) > 100\"\n"
+        "(evaluated by the server; try one locally with `herald cesql eval`).",
     .opts = tail_opts,
     .min_args = 0,
     .max_args = 0,
@@ -76,6 +90,7 @@ static const hr_cli_cmd_t tail_cmd = {
 typedef struct tail_state {
     hr_cli_ctx_t *ts_ctx;
     char *ts_bus;        /* escaped bus name, owned */
+    char *ts_filter;     /* --filter escaped as a query value, or NULL; owned */
     uint64_t ts_limit;   /* 0: no limit */
     uint64_t ts_printed; /* events printed */
     bool ts_have_last;   /* ts_last is the seq of the last event printed */
@@ -368,6 +383,30 @@ static json_t *load(const hr_buf_t *b)
                       NULL);
 }
 
+/* Sets *last to the bus's last seq now (0 for a bus that never held an event). Returns
+ * HR_CLI_EXIT_OK, or the request's exit status after its error was printed. */
+static int bus_last_seq(tail_state_t *t, uint64_t *last)
+{
+    *last = 0;
+    char *path = xprintf("/v1/buses/%s", t->ts_bus);
+    hr_cli_resp_t resp = HR_CLI_RESP_INIT;
+    int rc = hr_cli_client_request(hr__cli_client(t->ts_ctx), "GET", path, NULL, NULL, 0, &resp);
+    if (rc == HR_CLI_EXIT_OK) {
+        json_t *doc = load(&resp.cr_body);
+        json_t *v = json_object_get(json_object_get(doc, "stats"), "last_seq");
+        if (json_is_number(v) && json_number_value(v) >= 0) {
+            *last = (uint64_t)json_number_value(v);
+        } else if (!json_is_null(v)) {
+            fprintf(stderr, "herald: the server's answer to GET %s has no stats.last_seq\n", path);
+            rc = HR_CLI_EXIT_SERVER;
+        }
+        json_decref(doc);
+    }
+    hr_cli_resp_free(&resp);
+    free(path);
+    return rc;
+}
+
 /*
  * Fetches one page from `query` (e.g. "from=5") and prints its events. Sets *n to the number
  * printed, *next to the page's `next` (*has_next false when there is none) and, when first is
@@ -378,7 +417,8 @@ static int fetch_page(tail_state_t *t, const char *query, size_t *n, uint64_t *n
 {
     *n = 0;
     *has_next = false;
-    char *path = xprintf("/v1/buses/%s/events?%s", t->ts_bus, query);
+    char *path = xprintf("/v1/buses/%s/events?%s%s%s", t->ts_bus, query,
+                         t->ts_filter ? "&filter=" : "", t->ts_filter ? t->ts_filter : "");
     hr_cli_resp_t resp = HR_CLI_RESP_INIT;
     json_t *doc = NULL;
     int rc = hr_cli_client_request(hr__cli_client(t->ts_ctx), "GET", path, NULL, NULL, 0, &resp);
@@ -423,9 +463,14 @@ out:
 
 static int pull(tail_state_t *t, const tail_opts_t *o, uint64_t from)
 {
+    /* With a filter, an empty page is only the end once it reaches past this seq. */
+    uint64_t end_seq = 0;
+    int rc = HR_CLI_EXIT_OK;
+    if (t->ts_filter != NULL && (rc = bus_last_seq(t, &end_seq)) != HR_CLI_EXIT_OK) {
+        return rc;
+    }
     char *from_time = o->to_from_time ? hr_cli_escape(o->to_from_time) : NULL;
     bool has_from = o->to_from != NULL;
-    int rc = HR_CLI_EXIT_OK;
     for (;;) {
         uint64_t page = PAGE_MAX;
         if (t->ts_limit > 0 && t->ts_limit - t->ts_printed < page) {
@@ -445,9 +490,14 @@ static int pull(tail_state_t *t, const tail_opts_t *o, uint64_t from)
         bool has_next;
         rc = fetch_page(t, query, &n, &next, &has_next, NULL);
         free(query);
-        /* Stop at the end, and on a `next` that would not move forward. */
-        if (rc != HR_CLI_EXIT_OK || n == 0 || limit_reached(t) || !has_next ||
+        /* Stop at the end, and on a `next` that would not move forward. A filtered page
+         * may be empty before the end: go on while it made progress and has not reached past
+         * the bus's end as it was when we started. */
+        if (rc != HR_CLI_EXIT_OK || limit_reached(t) || !has_next ||
             (t->ts_have_last && next <= t->ts_last)) {
+            break;
+        }
+        if (n == 0 && (t->ts_filter == NULL || next > end_seq || (has_from && next <= from))) {
             break;
         }
         from = next;
@@ -607,24 +657,12 @@ static int follow_start(tail_state_t *t, const tail_opts_t *o, uint64_t *from, b
     } else {
         /* Live: start right after the bus's last seq, so that a reconnection before the first
          * event knows where to resume (and an unknown bus is reported at once). */
-        char *path = xprintf("/v1/buses/%s", t->ts_bus);
-        hr_cli_resp_t resp = HR_CLI_RESP_INIT;
-        rc = hr_cli_client_request(hr__cli_client(t->ts_ctx), "GET", path, NULL, NULL, 0, &resp);
+        uint64_t last;
+        rc = bus_last_seq(t, &last);
         if (rc == HR_CLI_EXIT_OK) {
-            json_t *doc = load(&resp.cr_body);
-            json_t *stats = json_object_get(doc, "stats");
-            json_t *last = json_object_get(stats, "last_seq");
-            if (json_is_number(last) && json_number_value(last) >= 0) {
-                *from = (uint64_t)json_number_value(last) + 1;
-                *has_from = true;
-            } else if (json_is_null(last)) {
-                *from = 1; /* an empty bus */
-                *has_from = true;
-            }
-            json_decref(doc);
+            *from = last + 1;
+            *has_from = true;
         }
-        hr_cli_resp_free(&resp);
-        free(path);
     }
     return rc;
 }
@@ -655,14 +693,17 @@ static int follow(tail_state_t *t, const tail_opts_t *o, uint64_t from)
     for (;;) {
         char *path;
         char *last_id = NULL;
+        const char *fv = t->ts_filter ? t->ts_filter : "";
         if (t->ts_have_last) {
-            /* Resume after the last event printed. */
-            path = xprintf("/v1/buses/%s/stream", t->ts_bus);
+            /* Resume after the last event printed (with a filter, the server examines again
+             * the events after it that did not match). */
+            path = xprintf("/v1/buses/%s/stream%s%s", t->ts_bus, *fv ? "?filter=" : "", fv);
             last_id = xprintf("Last-Event-ID: %llu", (unsigned long long)t->ts_last);
         } else if (has_from) {
-            path = xprintf("/v1/buses/%s/stream?from=%llu", t->ts_bus, (unsigned long long)from);
+            path = xprintf("/v1/buses/%s/stream?from=%llu%s%s", t->ts_bus, (unsigned long long)from,
+                           *fv ? "&filter=" : "", fv);
         } else {
-            path = xprintf("/v1/buses/%s/stream", t->ts_bus);
+            path = xprintf("/v1/buses/%s/stream%s%s", t->ts_bus, *fv ? "?filter=" : "", fv);
         }
         const char *headers[] = {"Cache-Control: no-cache", last_id, NULL};
         hr_buf_reset(&s.se_line);
@@ -718,6 +759,27 @@ static int follow(tail_state_t *t, const tail_opts_t *o, uint64_t from)
     return rc;
 }
 
+/* Checks --filter as the server will (compile and lint), so that a mistake is reported with
+ * its position before anything is sent. Returns false after printing a usage error. */
+static bool filter_valid(const char *expr)
+{
+    hr_cesql_t *q = NULL;
+    hr_cesql_error_t err;
+    memset(&err, 0, sizeof err);
+    int rc = hr_cesql_compile(expr, strlen(expr), &q, &err);
+    if (rc == 0) {
+        rc = hr_cesql_lint(q, &err);
+    }
+    hr_cesql_destroy(q);
+    if (rc == HR_EINVAL) {
+        hr__cli_usage_error(&tail_cmd, "--filter is not a valid CloudEvents SQL expression: %s",
+                            err.msg);
+        return false;
+    }
+    /* Out of memory: let the server judge it. */
+    return true;
+}
+
 int hr__cli_tail(hr_cli_ctx_t *ctx, int argc, char **argv)
 {
     tail_opts_t o = {0};
@@ -746,8 +808,13 @@ int hr__cli_tail(hr_cli_ctx_t *ctx, int argc, char **argv)
                                    "2026-11-29T23:06:06Z",
                                    o.to_from_time);
     }
+    if (o.to_filter != NULL && !filter_valid(o.to_filter)) {
+        return HR_CLI_EXIT_USAGE;
+    }
     t.ts_bus = hr_cli_escape(ctx->cc_bus);
+    t.ts_filter = o.to_filter ? hr_cli_escape(o.to_filter) : NULL;
     rc = o.to_follow ? follow(&t, &o, from) : pull(&t, &o, from);
+    free(t.ts_filter);
     free(t.ts_bus);
     hr_buf_free(&t.ts_scratch);
     return rc;

@@ -47,10 +47,9 @@ struct hr_filter {
     hr_filter_node_t *f_root;
 };
 
-
 /* The dialect table: one row per key a filter object may have. */
 static const hr_filter_dialect_t *const dialects[] = {
-    &hr__filter_exact, &hr__filter_prefix, &hr__filter_suffix, &hr__filter_all, &hr__filter_any,
+    &hr__filter_exact, &hr__filter_prefix, &hr__filter_suffix,  &hr__filter_all, &hr__filter_any,
     &hr__filter_not,   &hr__filter_cesql,  &hr__filter_pattern, &hr__filter_sql,
 };
 
@@ -406,6 +405,24 @@ const char *hr_filter_required_exact(const hr_filter_t *f, const char *attr)
 {
     const hr_filter_node_t *root = f->f_root;
     return root->fn_dialect->required_exact ? root->fn_dialect->required_exact(root, attr) : NULL;
+}
+
+bool hr_filter_is_exact_only(const hr_filter_t *f, const char *attr)
+{
+    const hr_filter_node_t *n = f->f_root;
+    if (n->fn_dialect == &hr__filter_all) {
+        if (n->fn_u.fn_list.n != 1) {
+            return false;
+        }
+        n = n->fn_u.fn_list.kids[0];
+        if (n->fn_dialect != &hr__filter_exact) {
+            return false;
+        }
+    } else if (n->fn_dialect != &hr__filter_legacy) {
+        return false;
+    }
+    return n->fn_u.fn_terms.n == 1 && strcmp(n->fn_u.fn_terms.terms[0].ft_attr, attr) == 0 &&
+           n->fn_u.fn_terms.terms[0].ft_value_len > 0;
 }
 
 void hr_filter_destroy(hr_filter_t *f)

@@ -71,6 +71,11 @@ bool hr_filter_match(const hr_filter_t *f, const hr_ce_event_t *ev);
  * owned by `f` and valid until hr_filter_destroy. Thread-safe. */
 const char *hr_filter_required_exact(const hr_filter_t *f, const char *attr);
 
+/* True when `f` is exactly "attribute `attr` equals hr_filter_required_exact(f, attr)" and
+ * nothing else (one exact condition, in the filters list or the legacy form), so an index that
+ * already compared the value may skip evaluating it. */
+bool hr_filter_is_exact_only(const hr_filter_t *f, const char *attr);
+
 /* Frees `f`; NULL is a no-op. No other thread may still be using it. */
 void hr_filter_destroy(hr_filter_t *f);
 

@@ -12,7 +12,7 @@
 
 typedef struct entry {
     void *key;
-    const hr_filter_t *f;
+    const hr_filter_t *f; /* NULL: the filter is exactly the bucket's condition (no evaluation) */
 } entry_t;
 
 typedef struct list {
@@ -141,7 +141,9 @@ void hr_matcher_add(hr_matcher_t *m, void *key, const hr_filter_t *f)
 {
     const char *v;
     if ((v = hr_filter_required_exact(f, "type")) != NULL) {
-        list_push(table_get(&m->by_type, v), key, f);
+        /* a filter that is nothing but this type needs no evaluation once the bucket matched:
+         * that keeps a match in a large index from chasing the filter's nodes through memory */
+        list_push(table_get(&m->by_type, v), key, hr_filter_is_exact_only(f, "type") ? NULL : f);
     } else if ((v = hr_filter_required_exact(f, "source")) != NULL) {
         list_push(table_get(&m->by_source, v), key, f);
     } else {
@@ -154,7 +156,7 @@ static size_t run(const list_t *l, const hr_ce_event_t *ev, void (*fn)(void *, v
 {
     size_t n = 0;
     for (size_t i = 0; l && i < l->n; i++) {
-        if (hr_filter_match(l->v[i].f, ev)) {
+        if (l->v[i].f == NULL || hr_filter_match(l->v[i].f, ev)) {
             fn(arg, l->v[i].key);
             n++;
         }
