@@ -15,6 +15,7 @@
 typedef struct job {
     hr_meta_dl_t dl; /* strings and event owned by the job; dl.bus NULL = delete only */
     int64_t replaces_id;
+    hr_dloop_t *loop; /* where done() runs */
     void (*done)(void *arg, int rc);
     void *arg;
     int rc;
@@ -24,7 +25,6 @@ typedef struct job {
 
 struct hr_persist {
     hr_meta_t *meta;
-    hr_dloop_t *loop;
     uint32_t flush_ms;
     hr_persist_collect_fn collect;
     void *collect_arg;
@@ -93,7 +93,7 @@ static void write_batch(hr_persist_t *p, job_t *jobs, bool cursors)
         if (j->done) {
             j->task.fn = job_done_on_loop;
             j->task.arg = j;
-            if (hr_dloop_post_task(p->loop, &j->task) != 0) {
+            if (hr_dloop_post_task(j->loop, &j->task) != 0) {
                 job_free(j);
             }
         } else {
@@ -138,12 +138,11 @@ static void *persist_main(void *arg)
     return NULL;
 }
 
-int hr_persist_create(hr_meta_t *meta, hr_dloop_t *loop, uint32_t flush_ms,
-                      hr_persist_collect_fn collect, void *collect_arg, hr_persist_t **out)
+int hr_persist_create(hr_meta_t *meta, uint32_t flush_ms, hr_persist_collect_fn collect,
+                      void *collect_arg, hr_persist_t **out)
 {
     hr_persist_t *p = hr_xcalloc(1, sizeof *p);
     p->meta = meta;
-    p->loop = loop;
     p->flush_ms = flush_ms ? flush_ms : 500;
     p->collect = collect;
     p->collect_arg = collect_arg;
@@ -191,7 +190,7 @@ static char *dup_or_empty(const char *s)
 }
 
 void hr_persist_dead_letter(hr_persist_t *p, const hr_meta_dl_t *dl, int64_t replaces_id,
-                            void (*done)(void *arg, int rc), void *arg)
+                            hr_dloop_t *loop, void (*done)(void *arg, int rc), void *arg)
 {
     job_t *j = hr_xcalloc(1, sizeof *j);
     j->dl = *dl;
@@ -204,6 +203,7 @@ void hr_persist_dead_letter(hr_persist_t *p, const hr_meta_dl_t *dl, int64_t rep
     memcpy(ev, dl->event, dl->event_len);
     j->dl.event = ev;
     j->replaces_id = replaces_id;
+    j->loop = loop;
     j->done = done;
     j->arg = arg;
     enqueue(p, j);

@@ -23,16 +23,16 @@ typedef struct hr_persist hr_persist_t;
  * or destroy) with every trigger's cursor and counters. */
 typedef void (*hr_persist_collect_fn)(void *arg, hr_meta_trigger_t **out, size_t *n);
 
-int hr_persist_create(hr_meta_t *meta, hr_dloop_t *loop, uint32_t flush_ms,
-                      hr_persist_collect_fn collect, void *collect_arg, hr_persist_t **out);
+int hr_persist_create(hr_meta_t *meta, uint32_t flush_ms, hr_persist_collect_fn collect,
+                      void *collect_arg, hr_persist_t **out);
 /* Flushes everything queued and the cursors one last time, then stops. */
 void hr_persist_destroy(hr_persist_t *p);
 
-/* Queues a dead letter (all fields copied). done(arg, rc) runs on the delivery loop after the
- * write (rc 0, or a negative code: the dead letter was not stored). `replaces_id` > 0 deletes
- * that dead letter in the same transaction (a redriven event that failed again). */
+/* Queues a dead letter (all fields copied). done(arg, rc) runs on delivery loop `loop` after
+ * the write (rc 0, or a negative code: the dead letter was not stored). `replaces_id` > 0
+ * deletes that dead letter in the same transaction (a redriven event that failed again). */
 void hr_persist_dead_letter(hr_persist_t *p, const hr_meta_dl_t *dl, int64_t replaces_id,
-                            void (*done)(void *arg, int rc), void *arg);
+                            hr_dloop_t *loop, void (*done)(void *arg, int rc), void *arg);
 /* Queues the deletion of a redriven dead letter that was delivered. */
 void hr_persist_forget(hr_persist_t *p, int64_t dl_id);
 /* Asks for a flush soon (e.g. after a trigger was created or at shutdown). */

@@ -26,9 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct trig {
     char *name;
+    unsigned shard; /* which delivery loop serves it */
     char *bus;
     uint64_t created_ns;
     hr_trigger_spec_t *spec; /* current; guarded by the registry mutex */
@@ -53,8 +55,9 @@ struct hr_triggers {
     pthread_mutex_t mu;
     trig_t *trigs;
     disp_entry_t *disps;
-    hr_dloop_t *loop;
-    hr_deliver_t *dv;
+    hr_dloop_t **loops; /* delivery loops, one thread each; a trigger stays on one */
+    hr_deliver_t **dvs;
+    unsigned n_loops;
     hr_persist_t *persist;
     hr_trace_t *trace;
     /* rows handed to the persist thread (owned until the next collect) */
@@ -106,7 +109,7 @@ static hr_dispatch_t *dispatcher(hr_triggers_t *t, const char *bus)
         return NULL;
     }
     disp_entry_t *e = hr_xcalloc(1, sizeof *e);
-    if (hr_dispatch_create(b, hr_deliver_kick, t->dv, &e->d) != 0) {
+    if (hr_dispatch_create(b, hr_deliver_kick, NULL, &e->d) != 0) {
         hr_bus_release(b);
         free(e);
         return NULL;
@@ -123,7 +126,7 @@ static hr_consumer_t *new_consumer(hr_triggers_t *t, trig_t *g, hr_consumer_kind
 {
     hr_consumer_t *c = hr_consumer_create(kind, trig_ref(g), g->spec, next_seq, end_seq);
     c->on_free = trig_unref;
-    c->dv = t->dv;
+    c->dv = t->dvs[g->shard % t->n_loops];
     c->stats = &g->stats;
     return c;
 }
@@ -147,6 +150,11 @@ static trig_t *trig_new(hr_trigger_spec_t *spec, uint64_t created_ns)
     g->bus = hr_xstrdup(spec->bus);
     g->created_ns = created_ns;
     g->spec = spec;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *p = spec->name; *p; p++) {
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    }
+    g->shard = (unsigned)(h >> 32);
     atomic_init(&g->refs, 1);
     hr_trig_stats_init(&g->stats);
     return g;
@@ -257,21 +265,26 @@ int hr_triggers_open(const hr_triggers_opts_t *opts, hr_meta_t *meta, hr_buses_t
      * their timeout runs while they wait). */
     lo.max_host_connections = 1024;
     lo.max_connections = 4096;
-    int rc = hr_dloop_create(&lo, &t->loop);
+    unsigned n = t->opts.delivery_threads;
+    if (n == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores < 1 ? 1 : cores > 4 ? 4 : (unsigned)cores;
+    }
+    t->loops = hr_xcalloc(n, sizeof *t->loops);
+    t->dvs = hr_xcalloc(n, sizeof *t->dvs);
+    int rc = hr_persist_create(meta, t->opts.cursor_flush_ms, collect, t, &t->persist);
+    for (unsigned i = 0; rc == 0 && i < n; i++) {
+        if ((rc = hr_dloop_create(&lo, &t->loops[i])) == 0) {
+            t->n_loops++;
+            hr_deliver_opts_t dopts = {t->loops[i],      buses,    t->trace, t->persist,
+                                       t->opts.max_hops, finished, t};
+            hr_deliver_create(&dopts, &t->dvs[i]);
+        }
+    }
     if (rc != 0) {
-        hr_trace_destroy(t->trace);
-        free(t);
+        hr_triggers_close(t);
         return rc;
     }
-    rc = hr_persist_create(meta, t->loop, t->opts.cursor_flush_ms, collect, t, &t->persist);
-    if (rc != 0) {
-        hr_dloop_destroy(t->loop);
-        hr_trace_destroy(t->trace);
-        free(t);
-        return rc;
-    }
-    hr_deliver_opts_t dopts = {t->loop, buses, t->trace, t->persist, t->opts.max_hops, finished, t};
-    hr_deliver_create(&dopts, &t->dv);
     load_ctx_t lc = {t, 0};
     pthread_mutex_lock(&t->mu);
     rc = hr_meta_trigger_each(meta, load_one, &lc);
@@ -299,7 +312,9 @@ void hr_triggers_close(hr_triggers_t *t)
     }
     t->disps = NULL;
     /* 2. stop delivery: attempts in flight end with "shutting down" and stay unsettled */
-    hr_dloop_destroy(t->loop);
+    for (unsigned i = 0; i < t->n_loops; i++) {
+        hr_dloop_destroy(t->loops[i]);
+    }
     /* 3. last cursor flush */
     hr_persist_destroy(t->persist);
     for (trig_t *g = t->trigs, *n; g; g = n) {
@@ -315,7 +330,11 @@ void hr_triggers_close(hr_triggers_t *t)
         free((char *)t->rows[i].name);
     }
     free(t->rows);
-    hr_deliver_destroy(t->dv);
+    for (unsigned i = 0; i < t->n_loops; i++) {
+        hr_deliver_destroy(t->dvs[i]);
+    }
+    free(t->loops);
+    free(t->dvs);
     hr_trace_destroy(t->trace);
     pthread_mutex_destroy(&t->mu);
     free(t);
@@ -544,7 +563,7 @@ int hr_triggers_put(hr_triggers_t *t, const char *name, const char *json, size_t
             hr_consumer_set_spec(c, spec);
         }
         hr_trigger_spec_unref(old);
-        hr_deliver_kick(t->dv, g->live);
+        hr_deliver_kick(NULL, g->live);
         *created = false;
     } else {
         g = trig_new(spec, now);
@@ -587,12 +606,12 @@ int hr_triggers_delete(hr_triggers_t *t, const char *name)
     for (hr_consumer_t *c = others, *n; c; c = n) {
         n = c->next_in_owner;
         hr_consumer_kill(c);
-        hr_deliver_kick(t->dv, c);
+        hr_deliver_kick(NULL, c);
         hr_consumer_unref(c);
     }
     if (live) {
         hr_consumer_kill(live);
-        hr_deliver_kick(t->dv, live);
+        hr_deliver_kick(NULL, live);
         hr_consumer_unref(live);
     }
     trig_unref(g);
@@ -765,7 +784,7 @@ int hr_triggers_redrive(hr_triggers_t *t, const char *bus, const char *trigger, 
         }
         c->next_in_owner = g->others;
         g->others = c;
-        hr_deliver_kick(t->dv, c);
+        hr_deliver_kick(NULL, c);
     }
     pthread_mutex_unlock(&t->mu);
     hr_buf_printf(out, "{\"redriven\":%zu,\"skipped\":%zu}", redriven, skipped);

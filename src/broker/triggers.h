@@ -19,10 +19,12 @@
 typedef struct hr_triggers hr_triggers_t;
 
 typedef struct hr_triggers_opts {
-    uint32_t max_hops;        /* reply hop limit (default 8) */
-    size_t trace_events;      /* events traced in memory (default 100,000) */
-    uint32_t cursor_flush_ms; /* how often cursors are written (default 500) */
-    const char *ca_file;      /* CA bundle for https sinks; NULL = system default */
+    uint32_t max_hops;         /* reply hop limit (default 8) */
+    size_t trace_events;       /* events traced in memory (default 100,000) */
+    uint32_t cursor_flush_ms;  /* how often cursors are written (default 500) */
+    const char *ca_file;       /* CA bundle for https sinks; NULL = system default */
+    unsigned delivery_threads; /* delivery loops; triggers are spread over them (default:
+                                * the number of cores, at most 4) */
 } hr_triggers_opts_t;
 
 int hr_triggers_open(const hr_triggers_opts_t *opts, hr_meta_t *meta, hr_buses_t *buses,

@@ -317,7 +317,7 @@ static void dead_letter(hr_attempt_t *a, const char *code, const char *data)
     dl.dest = a->spec->sink;
     dl.event = a->e->rec;
     dl.event_len = a->e->rec_len;
-    hr_persist_dead_letter(a->dv->o.persist, &dl, a->e->dl_id, dl_written, a);
+    hr_persist_dead_letter(a->dv->o.persist, &dl, a->e->dl_id, a->dv->o.loop, dl_written, a);
 }
 
 /* ---- replies ---- */

@@ -67,6 +67,8 @@ static const opt_t opts[] = {
     {"cursor-flush-ms", OPT_UINT, OFF(triggers.cursor_flush_ms),
      "how often trigger cursors are written, in ms (default 500)"},
     {"ca-file", OPT_STR, OFF(ca_file), "CA bundle for verifying https sinks (default: system)"},
+    {"delivery-threads", OPT_UINT, OFF(triggers.delivery_threads),
+     "delivery loops (threads); triggers are spread over them (default: cores, at most 4)"},
 };
 
 static void usage(FILE *f)
