@@ -146,6 +146,9 @@ void hr_ce_event_free(hr_ce_event_t *ev)
     }
     free(ev->exts);
     free(ev->trace_gen);
+    if (ev->data_cache_free != NULL) {
+        ev->data_cache_free(ev->data_cache);
+    }
     free(ev->data);
     free(ev);
 }

@@ -64,6 +64,12 @@ typedef struct hr_ce_event {
      * attribute: it is stored in the record, sent as the HTTP traceparent header on delivery,
      * and never shown as part of the event. NULL when absent. Owned. */
     char *trace_gen;
+    /* A parsed form of the data that a filter may attach (the pattern dialect attaches its
+     * jansson tree) so every other filter evaluating this event reuses it. Not part of the
+     * event's value: not encoded, compared or cloned; freed with the event by
+     * data_cache_free. Not thread-safe: an event is evaluated by one thread at a time. */
+    void *data_cache;
+    void (*data_cache_free)(void *cache);
     /* Data. Owned; NULL with data_len 0 when data_kind is NONE. */
     hr_ce_data_kind_t data_kind;
     uint8_t *data;

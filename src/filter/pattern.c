@@ -825,23 +825,65 @@ typedef struct ce_ctx {
     const hr_ce_event_t *ev;
     json_t *data; /* parsed on first use; NULL when absent, not JSON or unparsable */
     bool parsed;
+    bool owned; /* data is ours to free (not the event's cache) */
 } ce_ctx_t;
 
+/* Marks "parsed: the event has no JSON data" in the event's cache. */
+static char no_json_data;
+
+static void data_cache_free(void *cache)
+{
+    if (cache != &no_json_data) {
+        json_decref(cache);
+    }
+}
+
+static json_t *parse_data(const hr_ce_event_t *ev)
+{
+    if (ev->data_kind != HR_CE_DATA_JSON || ev->data == NULL) {
+        return NULL;
+    }
+    json_error_t jerr;
+    size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+    json_t *d = json_loadb((const char *)ev->data, ev->data_len, flags, &jerr);
+    if (d == NULL) { /* e.g. an integer beyond 64 bits: read numbers as doubles */
+        d = json_loadb((const char *)ev->data, ev->data_len, flags | JSON_DECODE_INT_AS_REAL,
+                       &jerr);
+    }
+    return d;
+}
+
+/* The event's data as JSON, parsed once per event: the first pattern that needs it attaches
+ * the tree to the event (hr_ce_event_t.data_cache), so N pattern triggers parse it once. The
+ * cache is not part of the event's value, so filling it through a const event is sound; it is
+ * claimed with compare-and-swap, so threads sharing an event stay safe. */
 static const json_t *ce_data(ce_ctx_t *cx)
 {
-    if (!cx->parsed) {
-        cx->parsed = true;
-        const hr_ce_event_t *ev = cx->ev;
-        if (ev->data_kind == HR_CE_DATA_JSON && ev->data != NULL) {
-            json_error_t jerr;
-            size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
-            cx->data = json_loadb((const char *)ev->data, ev->data_len, flags, &jerr);
-            if (cx->data == NULL) { /* e.g. an integer beyond 64 bits: read numbers as doubles */
-                cx->data = json_loadb((const char *)ev->data, ev->data_len,
-                                      flags | JSON_DECODE_INT_AS_REAL, &jerr);
-            }
+    if (cx->parsed) {
+        return cx->data;
+    }
+    cx->parsed = true;
+    hr_ce_event_t *ev = (hr_ce_event_t *)cx->ev;
+    void (*fn)(void *) = NULL;
+    if (!__atomic_compare_exchange_n(&ev->data_cache_free, &fn, data_cache_free, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
+        fn != data_cache_free) {
+        cx->data = parse_data(ev); /* someone else's cache is attached: keep ours private */
+        cx->owned = true;
+        return cx->data;
+    }
+    void *cur = __atomic_load_n(&ev->data_cache, __ATOMIC_ACQUIRE);
+    if (cur == NULL) {
+        json_t *d = parse_data(ev);
+        void *want = d ? (void *)d : (void *)&no_json_data;
+        if (__atomic_compare_exchange_n(&ev->data_cache, &cur, want, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            cur = want;
+        } else {
+            json_decref(d); /* another thread attached its tree first: use that one */
         }
     }
+    cx->data = cur == &no_json_data ? NULL : cur;
     return cx->data;
 }
 
@@ -922,15 +964,17 @@ static bool ce_obj_match(const hr_pt_obj_t *o, ce_ctx_t *cx)
 
 bool hr_pattern_match(const hr_pattern_t *p, const hr_ce_event_t *ev)
 {
-    ce_ctx_t cx = {ev, NULL, false};
+    ce_ctx_t cx = {ev, NULL, false, false};
     bool m = ce_obj_match(p->p_root, &cx);
-    json_decref(cx.data);
+    if (cx.owned) {
+        json_decref(cx.data);
+    }
     return m;
 }
 
 bool hr_pattern_match_data(const hr_pattern_t *p, const hr_ce_event_t *ev, const json_t *data)
 {
-    ce_ctx_t cx = {ev, (json_t *)data, true};
+    ce_ctx_t cx = {ev, (json_t *)data, true, false};
     return ce_obj_match(p->p_root, &cx);
 }
 
