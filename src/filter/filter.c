@@ -407,6 +407,36 @@ const char *hr_filter_required_exact(const hr_filter_t *f, const char *attr)
     return root->fn_dialect->required_exact ? root->fn_dialect->required_exact(root, attr) : NULL;
 }
 
+static const char *node_prefix(const hr_filter_node_t *n, const char *attr, int depth)
+{
+    if (depth > HR_FILTER_MAX_DEPTH) {
+        return NULL;
+    }
+    if (n->fn_dialect == &hr__filter_prefix) {
+        for (size_t i = 0; i < n->fn_u.fn_terms.n; i++) {
+            if (strcmp(n->fn_u.fn_terms.terms[i].ft_attr, attr) == 0) {
+                return n->fn_u.fn_terms.terms[i].ft_value;
+            }
+        }
+        return NULL;
+    }
+    if (n->fn_dialect == &hr__filter_all) {
+        /* every kid must hold, so any kid's requirement is the filter's */
+        for (size_t i = 0; i < n->fn_u.fn_list.n; i++) {
+            const char *p = node_prefix(n->fn_u.fn_list.kids[i], attr, depth + 1);
+            if (p != NULL) {
+                return p;
+            }
+        }
+    }
+    return NULL;
+}
+
+const char *hr_filter_required_prefix(const hr_filter_t *f, const char *attr)
+{
+    return node_prefix(f->f_root, attr, 0);
+}
+
 bool hr_filter_is_exact_only(const hr_filter_t *f, const char *attr)
 {
     const hr_filter_node_t *n = f->f_root;

@@ -71,6 +71,11 @@ bool hr_filter_match(const hr_filter_t *f, const hr_ce_event_t *ev);
  * owned by `f` and valid until hr_filter_destroy. Thread-safe. */
 const char *hr_filter_required_exact(const hr_filter_t *f, const char *attr);
 
+/* For the matcher's index: a prefix that attribute `attr` must start with for `f` to match (a
+ * `prefix` condition at the top level or inside top-level `all`s), or NULL. Sound: never a
+ * prefix the filter does not imply. Valid as long as `f`. */
+const char *hr_filter_required_prefix(const hr_filter_t *f, const char *attr);
+
 /* True when `f` is exactly "attribute `attr` equals hr_filter_required_exact(f, attr)" and
  * nothing else (one exact condition, in the filters list or the legacy form), so an index that
  * already compared the value may skip evaluating it. */

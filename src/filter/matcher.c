@@ -59,6 +59,11 @@ typedef struct table {
 
 struct hr_matcher {
     table_t by_type, by_source;
+    /* filters that require a prefix of `type`, by that prefix; an event looks up each of its
+     * type's prefixes whose length is in `prefix_lens` (few distinct lengths in practice) */
+    table_t by_type_prefix;
+    uint16_t *prefix_lens; /* sorted, distinct */
+    size_t n_prefix_lens;
     list_t residual;
     size_t size;
 };
@@ -176,6 +181,8 @@ void hr_matcher_destroy(hr_matcher_t *m)
     }
     table_free(&m->by_type);
     table_free(&m->by_source);
+    table_free(&m->by_type_prefix);
+    free(m->prefix_lens);
     free(m->residual.v);
     free(m);
 }
@@ -187,6 +194,20 @@ void hr_matcher_add(hr_matcher_t *m, void *key, const hr_filter_t *f)
         /* a filter that is nothing but this type needs no evaluation once the bucket matched:
          * that keeps a match in a large index from chasing the filter's nodes through memory */
         table_add(&m->by_type, v, key, hr_filter_is_exact_only(f, "type") ? NULL : f);
+    } else if ((v = hr_filter_required_prefix(f, "type")) != NULL && strlen(v) < 65536) {
+        table_add(&m->by_type_prefix, v, key, f);
+        uint16_t len = (uint16_t)strlen(v);
+        size_t i = 0;
+        while (i < m->n_prefix_lens && m->prefix_lens[i] < len) {
+            i++;
+        }
+        if (i == m->n_prefix_lens || m->prefix_lens[i] != len) {
+            m->prefix_lens = hr_xrealloc(m->prefix_lens, (m->n_prefix_lens + 1) * sizeof(uint16_t));
+            memmove(m->prefix_lens + i + 1, m->prefix_lens + i,
+                    (m->n_prefix_lens - i) * sizeof(uint16_t));
+            m->prefix_lens[i] = len;
+            m->n_prefix_lens++;
+        }
     } else if ((v = hr_filter_required_exact(f, "source")) != NULL) {
         table_add(&m->by_source, v, key, hr_filter_is_exact_only(f, "source") ? NULL : f);
     } else {
@@ -230,6 +251,22 @@ size_t hr_matcher_match(const hr_matcher_t *m, const hr_ce_event_t *ev,
     }
     if (ev->source && (s = table_find(&m->by_source, ev->source, hash_str(ev->source))) != NULL) {
         n += run_slot(s, ev, fn, arg);
+    }
+    if (ev->type && m->n_prefix_lens) {
+        size_t tlen = strlen(ev->type);
+        char buf[256];
+        for (size_t i = 0; i < m->n_prefix_lens && m->prefix_lens[i] <= tlen; i++) {
+            size_t l = m->prefix_lens[i];
+            char *p = l < sizeof buf ? buf : hr_xmalloc(l + 1);
+            memcpy(p, ev->type, l);
+            p[l] = '\0';
+            if ((s = table_find(&m->by_type_prefix, p, hash_str(p))) != NULL) {
+                n += run_slot(s, ev, fn, arg);
+            }
+            if (p != buf) {
+                free(p);
+            }
+        }
     }
     return n + run(&m->residual, ev, fn, arg);
 }

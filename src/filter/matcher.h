@@ -3,10 +3,11 @@
  * The matcher index: many compiled filters, each with an opaque key, indexed so that matching
  * one event costs a hash lookup plus the filters that could match it, not every filter.
  *
- * Each filter is placed by what it requires (hr_filter_required_exact): under its exact `type`
- * if it has one, else under its exact `source`, else in the residual list that every event
- * checks. For an event, the candidates are the filters under its type, those under its source,
- * and the residual ones; each candidate's full filter is then evaluated, so the result is
+ * Each filter is placed by what it requires (hr_filter_required_exact, _prefix): under its
+ * exact `type` if it has one, else under the `type` prefix it requires, else under its exact
+ * `source`, else in the residual list that every event checks. For an event, the candidates are
+ * the filters under its type, under each prefix of its type, under its source, and the
+ * residual ones; each candidate's full filter is then evaluated, so the result is
  * exactly what evaluating every filter would give (the index only skips filters that cannot
  * match).
  *

@@ -191,11 +191,47 @@ static void test_many_exact_types(void **state)
     free(hits);
 }
 
+static void test_prefix_index(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    hr_filter_t **fs = calloc(N, sizeof *fs);
+    hr_matcher_t *m = hr_matcher_create();
+    for (uintptr_t i = 0; i < N; i++) {
+        char doc[128];
+        /* prefixes of different lengths: "com.example.p7." and "com.example.p7.x" ... */
+        snprintf(doc, sizeof doc, "[{\"prefix\":{\"type\":\"com.example.p%lu.%s\"}}]",
+                 (unsigned long)(i / 2), i % 2 ? "x" : "");
+        json_t *j = json_loads(doc, 0, NULL);
+        hr_filter_error_t err;
+        assert_int_equal(hr_filter_compile(j, &fs[i], &err), 0);
+        json_decref(j);
+        hr_matcher_add(m, (void *)i, fs[i]);
+    }
+    assert_int_equal(hr_matcher_residual(m), 0);
+    const char *json = "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\","
+                       "\"type\":\"com.example.p42.xyz\"}";
+    hr_ce_event_t *ev;
+    assert_int_equal(hr_ce_from_structured((const uint8_t *)json, strlen(json), &ev, NULL), 0);
+    unsigned char *hits = calloc(N, 1);
+    assert_int_equal(hr_matcher_match(m, ev, mark, hits), 2);
+    assert_int_equal(hits[84], 1); /* "com.example.p42." */
+    assert_int_equal(hits[85], 1); /* "com.example.p42.x" */
+    hr_ce_event_free(ev);
+    hr_matcher_destroy(m);
+    for (size_t i = 0; i < N; i++) {
+        hr_filter_destroy(fs[i]);
+    }
+    free(fs);
+    free(hits);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model),
         cmocka_unit_test(test_many_exact_types),
+        cmocka_unit_test(test_prefix_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
