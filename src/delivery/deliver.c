@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #define DL_DATA_MAX 4096
+#define ATTEMPT_POOL_MAX 256
 #define DLS_TIMEOUT_MS 10000
 
 struct hr_deliver {
@@ -33,6 +34,11 @@ struct hr_deliver {
     hr_consumer_t **rate_waiters;
     size_t n_rate_waiters, cap_rate_waiters;
     atomic_int pubs_in_flight; /* replies handed to a bus and not yet called back */
+    /* Finished attempts kept for reuse with their request buffers (header lines, response
+     * body), which spares a dozen allocations per delivery. */
+    struct hr_attempt *pool;
+    size_t n_pool;
+    bool destroying;
     /* per-scan "seen key" set for keyed ordering, reused across pumps */
     struct seen_slot {
         uint64_t key;
@@ -55,7 +61,8 @@ typedef struct hr_attempt {
     uint32_t attempts;
     uint64_t first_ns;
     bool built;
-    bool replay; /* a replay or redrive: traced apart from live delivery */
+    bool req_inited; /* req holds buffers from an earlier use (pooled attempt) */
+    bool replay;     /* a replay or redrive: traced apart from live delivery */
     /* reply publishing */
     hr_bus_t *reply_bus;
     hr_buf_t reply_enc;
@@ -121,15 +128,33 @@ static void attempt_free(hr_attempt_t *a)
     if (a->next) {
         a->next->prev = a->prev;
     }
-    hr_dloop_timer_stop(a->dv->o.loop, &a->timer);
-    hr_dloop_req_free(&a->req);
+    hr_deliver_t *dv = a->dv;
+    hr_dloop_timer_stop(dv->o.loop, &a->timer);
     hr_ce_event_free(a->ev);
-    hr_buf_free(&a->body);
-    hr_buf_free(&a->reply_enc);
     hr_bus_release(a->reply_bus);
     free(a->dl_data);
     hr_trigger_spec_unref(a->spec);
     hr_consumer_unref(a->c);
+    if (dv->n_pool < ATTEMPT_POOL_MAX && !dv->destroying) {
+        /* keep the request and buffers (same address, so their inner pointers stay valid) */
+        hr_dloop_req_t req = a->req;
+        hr_buf_t body = a->body, renc = a->reply_enc;
+        bool inited = a->req_inited;
+        memset(a, 0, sizeof *a);
+        a->req = req;
+        a->req_inited = inited;
+        a->body = body;
+        a->reply_enc = renc;
+        hr_buf_reset(&a->body);
+        hr_buf_reset(&a->reply_enc);
+        a->next = dv->pool;
+        dv->pool = a;
+        dv->n_pool++;
+        return;
+    }
+    hr_dloop_req_free(&a->req);
+    hr_buf_free(&a->body);
+    hr_buf_free(&a->reply_enc);
     free(a);
 }
 
@@ -586,7 +611,15 @@ static void deferred_done(void *arg)
 static int build_request(hr_attempt_t *a)
 {
     hr_dloop_req_t *r = &a->req;
-    hr_dloop_req_init(r);
+    if (!a->req_inited) {
+        hr_dloop_req_init(r);
+        a->req_inited = true;
+    } else {
+        hr_dloop_req_clear_headers(r);
+        hr_dloop_req_reset(r);
+        r->body.base = NULL;
+        r->body.len = 0;
+    }
     r->url = a->spec->sink;
     r->timeout_ms = (uint32_t)a->spec->timeout_ms;
     r->done = attempt_done;
@@ -621,7 +654,14 @@ static void start(hr_deliver_t *dv, hr_consumer_t *c, hr_dentry_t *e, hr_trigger
 {
     hr_attempt_t *a = e->att;
     if (a == NULL) {
-        a = hr_xcalloc(1, sizeof *a);
+        if (dv->pool != NULL) {
+            a = dv->pool;
+            dv->pool = a->next;
+            dv->n_pool--;
+            a->next = NULL;
+        } else {
+            a = hr_xcalloc(1, sizeof *a);
+        }
         a->dv = dv;
         a->next = dv->attempts;
         if (a->next) {
@@ -873,6 +913,7 @@ void hr_deliver_destroy(hr_deliver_t *dv)
     /* The loop has stopped: nothing here can fire any more. Free what was left waiting
      * (retry timers, dead letters being written, sends to dead-letter sinks); the entries stay
      * unsettled, so their events are delivered again after the next start. */
+    dv->destroying = true; /* attempts freed from here on are not pooled */
     for (int i = 0; i < 5000 && atomic_load(&dv->pubs_in_flight) > 0; i++) {
         usleep(1000); /* replies being committed: their buses call back within a group commit */
     }
@@ -883,6 +924,14 @@ void hr_deliver_destroy(hr_deliver_t *dv)
     }
     while (dv->sends) {
         dls_free(dv->sends);
+    }
+    while (dv->pool) {
+        hr_attempt_t *a = dv->pool;
+        dv->pool = a->next;
+        hr_dloop_req_free(&a->req);
+        hr_buf_free(&a->body);
+        hr_buf_free(&a->reply_enc);
+        free(a);
     }
     for (size_t i = 0; i < dv->n_rate_waiters; i++) {
         hr_consumer_unref(dv->rate_waiters[i]);
