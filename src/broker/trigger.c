@@ -221,11 +221,8 @@ static int parse_start(json_t *v, hr_trigger_spec_t *s, perr_t *e)
                strlen(t) < 20) {
         s->start = HR_START_SEQ;
         s->start_value = strtoull(t, NULL, 10);
-    } else if (hr_rfc3339_check(t, strlen(t)) == 0) {
+    } else if (hr_rfc3339_parse_clamped(t, strlen(t), &s->start_value) == 0) {
         s->start = HR_START_TIME;
-        if (hr_rfc3339_parse(t, strlen(t), &s->start_value) != 0) {
-            s->start_value = strncmp(t, "1970", 4) < 0 ? 0 : UINT64_MAX;
-        }
     } else {
         return fail(e, "start",
                     "\"start\" must be \"latest\", \"earliest\", a seq or an RFC 3339 time, got "

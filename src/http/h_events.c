@@ -375,17 +375,12 @@ bool hr__read_start(hr_http_req_t *req, hr_bus_t *bus, uint64_t *from)
     }
     if (ft) {
         uint64_t t;
-        if (hr_rfc3339_check(ft, strlen(ft)) != 0) {
+        if (hr_rfc3339_parse_clamped(ft, strlen(ft), &t) != 0) {
             hr_http_error(req, 400, "from_time",
                           "\"from_time\" must be an RFC 3339 time such as "
                           "2026-01-02T03:04:05Z, got \"%s\"",
                           ft);
             return false;
-        }
-        if (hr_rfc3339_parse(ft, strlen(ft), &t) != 0) {
-            /* valid, but outside what a u64 of ns since 1970 holds: before 1970 means "from
-             * the start", after 2554 "nothing yet" */
-            t = strncmp(ft, "1970", 4) < 0 ? 0 : UINT64_MAX;
         }
         *from = hr_log_seek_time(hr_bus_log(bus), t);
         return true;

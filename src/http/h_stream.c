@@ -25,10 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool hr__parse_seq(const char *s, uint64_t *out);
-bool hr__read_start(hr_http_req_t *req, hr_bus_t *bus, uint64_t *from);
-bool hr__read_filter(hr_http_req_t *req, hr_cesql_t **out);
-
 typedef struct sse {
     hr_bus_watch_t watch;    /* in the bus's watcher list */
     hr_http_stream_t stream; /* in the server's stream list */

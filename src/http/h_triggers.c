@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool hr__parse_seq(const char *s, uint64_t *out);
-
 static const char *const no_params[] = {NULL};
 
 static void trig_error(hr_http_req_t *req, const hr_trig_err_t *e)
@@ -110,12 +108,9 @@ static int json_position(hr_http_req_t *req, json_t *root, const char *seq_key,
     if (t) {
         const char *v = json_is_string(t) ? json_string_value(t) : "";
         uint64_t ns;
-        if (hr_rfc3339_check(v, strlen(v)) != 0) {
+        if (hr_rfc3339_parse_clamped(v, strlen(v), &ns) != 0) {
             hr_http_error(req, 400, time_key, "\"%s\" must be an RFC 3339 time", time_key);
             return -1;
-        }
-        if (hr_rfc3339_parse(v, strlen(v), &ns) != 0) {
-            ns = strncmp(v, "1970", 4) < 0 ? 0 : UINT64_MAX;
         }
         uint64_t first = hr_log_seek_time(hr_bus_log(bus), ns);
         if (end) {

@@ -26,6 +26,16 @@ const hr_route_t *hr_routes_match_allow(const char *method, const char *path, ch
                                         size_t *n_params, bool *path_known, char *allow,
                                         size_t allow_size);
 
+/* Helpers the read handlers share (h_events.c). Each answers 400 itself and returns false
+ * when its input is bad. */
+struct hr_cesql;
+/* A seq parameter: decimal digits, 1 to 2^63. Does not answer. */
+bool hr__parse_seq(const char *s, uint64_t *out);
+/* ?from= or ?from_time= as a start seq (default 1). */
+bool hr__read_start(hr_http_req_t *req, hr_bus_t *bus, uint64_t *from);
+/* ?filter= compiled as CESQL; *out stays NULL when absent. */
+bool hr__read_filter(hr_http_req_t *req, struct hr_cesql **out);
+
 /* Handlers (h_*.c). */
 void hr_h_publish(hr_http_req_t *req);
 void hr_h_read(hr_http_req_t *req);

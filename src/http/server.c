@@ -526,12 +526,12 @@ int hr_http_start(const hr_http_opts_t *opts, hr_buses_t *buses, hr_triggers_t *
         return HR_EINVAL;
     }
     unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    srv->d = MHD_start_daemon(
-        flags, opts->port, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, &sa,
-        MHD_OPTION_THREAD_POOL_SIZE, opts->threads, MHD_OPTION_CONNECTION_LIMIT,
-        opts->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, opts->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED,
-        completed_cb, srv, MHD_OPTION_END);
+    srv->d =
+        MHD_start_daemon(flags, opts->port, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, &sa,
+                         MHD_OPTION_THREAD_POOL_SIZE, opts->threads, MHD_OPTION_CONNECTION_LIMIT,
+                         opts->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, opts->max_header_bytes,
+                         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_END);
     if (srv->d == NULL) {
         fprintf(stderr, "herald: cannot listen on %s:%u\n", opts->listen_host, opts->port);
         pthread_mutex_destroy(&srv->streams_mu);

@@ -138,6 +138,25 @@ int hr_rfc3339_parse(const char *s, size_t len, uint64_t *ns_out)
     return 0;
 }
 
+int hr_rfc3339_parse_clamped(const char *s, size_t len, uint64_t *ns_out)
+{
+    rfc3339_parts_t t;
+    int rc = parse_parts(s, len, &t);
+    if (rc != 0) {
+        return rc;
+    }
+    int64_t secs = days_from_civil(t.year, t.month, t.day) * 86400 + t.hour * 3600 + t.min * 60 +
+                   t.sec - t.offset_s;
+    if (secs < 0) {
+        *ns_out = 0; /* the sign after the offset, not the year's digits, decides */
+    } else if ((uint64_t)secs > (UINT64_MAX - (uint64_t)t.frac_ns) / 1000000000u) {
+        *ns_out = UINT64_MAX;
+    } else {
+        *ns_out = (uint64_t)secs * 1000000000u + (uint64_t)t.frac_ns;
+    }
+    return 0;
+}
+
 size_t hr_rfc3339_format(uint64_t ns, char *buf, size_t cap)
 {
     uint64_t secs = ns / 1000000000u, frac = ns % 1000000000u;

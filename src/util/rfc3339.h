@@ -28,6 +28,12 @@ int hr_rfc3339_check(const char *s, size_t len);
  * range (before 1970 or after 2554-07-21). */
 int hr_rfc3339_parse(const char *s, size_t len, uint64_t *ns_out);
 
+/* Like hr_rfc3339_parse, but a valid time outside that range is clamped instead of refused:
+ * before 1970 gives 0, after 2554 gives UINT64_MAX (a position "before everything" or "after
+ * everything" for reads, replays and trigger starts). Returns 0, or HR_EINVAL only when `s` is
+ * not an RFC 3339 date-time. */
+int hr_rfc3339_parse_clamped(const char *s, size_t len, uint64_t *ns_out);
+
 /* Writes `ns` as UTC with nine fraction digits, e.g. "2026-11-29T23:06:06.123456789Z" (30
  * bytes), into `buf` of `cap` bytes (HR_RFC3339_MAX is always enough), NUL-terminated and
  * truncated if cap is smaller. Returns the length of the full text. */

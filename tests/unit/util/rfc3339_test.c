@@ -113,6 +113,39 @@ static void test_range(void **state)
     assert_int_equal(hr_rfc3339_check("2020-01-01T00:00:00Zjunk", 20), 0);
 }
 
+/* Clamping decides by the instant (offset applied), not by the year's digits. */
+static void test_clamped(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        uint64_t ns;
+    } rows[] = {
+        {"1969-12-31T23:59:59Z", 0},
+        {"0001-01-01T00:00:00Z", 0},
+        {"1970-01-01T00:00:00+01:00", 0},                /* 1969-12-31T23:00:00Z */
+        {"1969-12-31T23:30:00-01:00", 1800000000000ull}, /* 1970-01-01T00:30:00Z */
+        {"1970-01-01T00:00:01.5Z", 1500000000ull},
+        {"2999-01-01T00:00:00Z", UINT64_MAX},
+        {"9999-12-31T23:59:59.999999999Z", UINT64_MAX},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        uint64_t ns = 7;
+        assert_int_equal(hr_rfc3339_parse_clamped(rows[i].s, strlen(rows[i].s), &ns), 0);
+        if (ns != rows[i].ns) {
+            fail_msg("%s: got %llu, expected %llu", rows[i].s, (unsigned long long)ns,
+                     (unsigned long long)rows[i].ns);
+        }
+    }
+    uint64_t a, b;
+    const char *now = "2026-11-29T23:06:06.123456789+02:00";
+    assert_int_equal(hr_rfc3339_parse_clamped(now, strlen(now), &a), 0);
+    assert_int_equal(hr_rfc3339_parse(now, strlen(now), &b), 0);
+    assert_int_equal(a, b);
+    assert_int_equal(hr_rfc3339_parse_clamped("2026-13-01T00:00:00Z", 20, &a), HR_EINVAL);
+    assert_int_equal(hr_rfc3339_parse_clamped("soon", 4, &a), HR_EINVAL);
+}
+
 static void test_format(void **state)
 {
     (void)state;
@@ -140,10 +173,9 @@ static void test_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_table),
-        cmocka_unit_test(test_invalid_table),
-        cmocka_unit_test(test_range),
-        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_valid_table), cmocka_unit_test(test_invalid_table),
+        cmocka_unit_test(test_range),       cmocka_unit_test(test_format),
+        cmocka_unit_test(test_clamped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
