@@ -8,21 +8,30 @@
  *      submitted from other threads, which are started here).
  *   2. Fire the timers that are due. Timers started during this step (even already due ones)
  *      wait for the next iteration, so a callback that rearms itself cannot starve the loop.
- *   3. curl_multi_perform(), then complete every finished transfer (done() callbacks).
- *   4. curl_multi_poll() until a socket is ready, libcurl's own timeout, the nearest timer
- *      (rounded up to whole ms) or curl_multi_wakeup() from a poster.
+ *   3. If libcurl's own timer is due, curl_multi_socket_action(CURL_SOCKET_TIMEOUT).
+ *   4. epoll_wait() until a socket is ready, libcurl's timer, the nearest timer (rounded up to
+ *      whole ms) or the wake-up eventfd; hand every ready socket to curl_multi_socket_action()
+ *      and complete every finished transfer (done() callbacks).
+ * libcurl's socket API (not curl_multi_perform + curl_multi_poll) keeps an iteration's cost
+ * proportional to the sockets that are ready, not to the transfers in flight: with 64 or more
+ * requests in flight the old loop walked every one of them on every wake-up.
  *
- * Waking: a poster calls curl_multi_wakeup() only when its task made the queue non-empty. The
- * loop empties the queue under the mutex, so any task queued after that finds it empty again
- * and wakes the loop; a wakeup is never lost (libcurl keeps it pending in a socketpair).
+ * Waking: a poster writes the eventfd only when its task made the queue non-empty. The loop
+ * empties the queue under the mutex, so any task queued after that finds it empty again and
+ * wakes the loop; a wakeup is never lost (the eventfd's counter keeps it pending).
  */
 #include "delivery/loop_int.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -35,7 +44,7 @@
 /* Which loop, if any, the current thread runs. */
 static _Thread_local const hr_dloop_t *tls_loop;
 
-/* Longest single curl_multi_poll() wait when no timer is due sooner; wakeups cut it short. */
+/* Longest single epoll_wait() when no timer is due sooner; wakeups cut it short. */
 #define POLL_MAX_MS 10000
 
 void hr_dloop_opts_default(hr_dloop_opts_t *o)
@@ -162,13 +171,16 @@ static void run_timers(hr_dloop_t *l, uint64_t now_ns)
     }
 }
 
-/* Milliseconds until the nearest timer, rounded up, capped at POLL_MAX_MS. */
+/* Milliseconds until the nearest timer or libcurl's own, rounded up, capped at POLL_MAX_MS. */
 static int poll_timeout_ms(const hr_dloop_t *l, uint64_t now_ns)
 {
-    if (l->n_heap == 0) {
+    uint64_t deadline = l->curl_deadline_ns;
+    if (l->n_heap > 0 && l->heap[0]->deadline_ns < deadline) {
+        deadline = l->heap[0]->deadline_ns;
+    }
+    if (deadline == UINT64_MAX) {
         return POLL_MAX_MS;
     }
-    uint64_t deadline = l->heap[0]->deadline_ns;
     if (deadline <= now_ns) {
         return 0;
     }
@@ -177,6 +189,17 @@ static int poll_timeout_ms(const hr_dloop_t *l, uint64_t now_ns)
 }
 
 /* ---- task queue ---- */
+
+/* Wakes the loop thread. The eventfd's counter keeps the wakeup pending until the loop reads
+ * it; a write can only fail when the counter would overflow, which is a pending wakeup too. */
+static void wake(hr_dloop_t *l)
+{
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+        n = write(l->wake_fd, &one, sizeof one);
+    } while (n < 0 && errno == EINTR);
+}
 
 /* Appends `task`; wakes the loop when the queue was empty. Returns 0 or HR_ECLOSED. */
 static int enqueue(hr_dloop_t *l, hr_dloop_task_t *task)
@@ -196,9 +219,7 @@ static int enqueue(hr_dloop_t *l, hr_dloop_task_t *task)
     l->q_tail = task;
     pthread_mutex_unlock(&l->mu);
     if (was_empty) {
-        /* Thread-safe by contract; fails only if the socketpair is gone (never while the
-         * loop exists). A full socketpair still counts as a pending wakeup. */
-        curl_multi_wakeup(l->multi);
+        wake(l);
     }
     return 0;
 }
@@ -282,8 +303,51 @@ static void reap_transfers(hr_dloop_t *l)
     }
 }
 
+/* libcurl's CURLMOPT_SOCKETFUNCTION: mirror what it wants to wait for into the epoll set. The
+ * socket's fd is the epoll key; curl_multi_assign() marks sockets already in the set. */
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    hr_dloop_t *l = userp;
+    if (what == CURL_POLL_REMOVE) {
+        /* libcurl calls this before closing the socket; EBADF/ENOENT are harmless. */
+        epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, s, NULL);
+        curl_multi_assign(l->multi, s, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {0};
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    ev.data.fd = s;
+    int op = socketp != NULL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(l->epoll_fd, op, s, &ev) != 0) {
+        /* A reused fd number may already (or no longer) be in the set: try the other op. */
+        op = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(l->epoll_fd, op, s, &ev) != 0) {
+            return -1; /* libcurl fails the transfer */
+        }
+    }
+    if (socketp == NULL) {
+        curl_multi_assign(l->multi, s, l);
+    }
+    return 0;
+}
+
+/* libcurl's CURLMOPT_TIMERFUNCTION: remember when libcurl wants CURL_SOCKET_TIMEOUT. It must
+ * not call back into libcurl from here; the loop acts on the deadline. */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    hr_dloop_t *l = userp;
+    l->curl_deadline_ns =
+        timeout_ms < 0 ? UINT64_MAX : hr_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    return 0;
+}
+
+#define MAX_EVENTS 128
+
 static void run_loop(hr_dloop_t *l)
 {
+    struct epoll_event evs[MAX_EVENTS];
     for (;;) {
         bool stopping = false;
         run_tasks(l, &stopping);
@@ -292,13 +356,34 @@ static void run_loop(hr_dloop_t *l)
         }
         run_timers(l, hr_mono_ns());
         int running = 0;
-        curl_multi_perform(l->multi, &running);
-        reap_transfers(l);
+        if (l->curl_deadline_ns <= hr_mono_ns()) {
+            l->curl_deadline_ns = UINT64_MAX;
+            curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+            reap_transfers(l);
+        }
         int timeout_ms = poll_timeout_ms(l, hr_mono_ns());
-        if (curl_multi_poll(l->multi, NULL, 0, timeout_ms, NULL) != CURLM_OK) {
-            /* Out of memory or poll() failing: retry soon, without spinning on the CPU. */
+        int n = epoll_wait(l->epoll_fd, evs, MAX_EVENTS, timeout_ms);
+        if (n < 0 && errno != EINTR) {
+            /* Cannot happen with a valid epoll fd; never spin on the CPU if it does. */
             struct timespec ts = {0, 10 * 1000000L};
             nanosleep(&ts, NULL);
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == l->wake_fd) {
+                uint64_t v;
+                (void)!read(l->wake_fd, &v, sizeof v);
+                continue;
+            }
+            uint32_t e = evs[i].events;
+            int mask = ((e & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+                       ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                       ((e & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+            curl_multi_socket_action(l->multi, fd, mask, &running);
+        }
+        if (n > 0) {
+            reap_transfers(l);
         }
     }
 }
@@ -357,6 +442,12 @@ static void free_loop(hr_dloop_t *l)
     if (l->multi != NULL) {
         curl_multi_cleanup(l->multi);
     }
+    if (l->epoll_fd >= 0) {
+        close(l->epoll_fd);
+    }
+    if (l->wake_fd >= 0) {
+        close(l->wake_fd);
+    }
     pthread_mutex_destroy(&l->mu);
     free(l->heap);
     free(l->pool);
@@ -397,8 +488,20 @@ int hr_dloop_create(const hr_dloop_opts_t *opts, hr_dloop_t **out)
     l->user_agent = o.user_agent ? hr_xstrdup(o.user_agent) : hr_xstrdup("herald/" HR_VERSION);
     l->proxy = dup_opt(o.proxy);
     l->pool = hr_xcalloc(l->max_idle_handles, sizeof *l->pool);
+    l->curl_deadline_ns = UINT64_MAX;
+    l->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
     int rc = HR_ENOMEM;
+    if (l->epoll_fd < 0 || l->wake_fd < 0) {
+        rc = -errno;
+        goto err;
+    }
+    struct epoll_event wev = {.events = EPOLLIN, .data.fd = l->wake_fd};
+    if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, l->wake_fd, &wev) != 0) {
+        rc = -errno;
+        goto err;
+    }
     l->multi = curl_multi_init();
     if (l->multi == NULL) {
         goto err;
@@ -410,7 +513,11 @@ int hr_dloop_create(const hr_dloop_opts_t *opts, hr_dloop_t **out)
     if (curl_multi_setopt(l->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_total) != CURLM_OK ||
         curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host) != CURLM_OK ||
         curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, max_total) != CURLM_OK ||
-        curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING) != CURLM_OK) {
+        curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING) != CURLM_OK ||
+        curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
+        curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l) != CURLM_OK ||
+        curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
+        curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l) != CURLM_OK) {
         rc = HR_EINVAL;
         goto err;
     }
@@ -442,7 +549,7 @@ void hr_dloop_destroy(hr_dloop_t *l)
     pthread_mutex_lock(&l->mu);
     l->q_stopping = true;
     pthread_mutex_unlock(&l->mu);
-    curl_multi_wakeup(l->multi);
+    wake(l);
     pthread_join(l->thread, NULL);
     HR_ASSERT(l->active == NULL && l->n_heap == 0);
     free_loop(l);

@@ -23,6 +23,8 @@ enum {
 struct hr_dloop {
     CURLM *multi;
     pthread_t thread;
+    int epoll_fd; /* the loop's sockets (libcurl's, via socket_cb) and wake_fd */
+    int wake_fd;  /* eventfd: a poster made the task queue non-empty, or destroy */
 
     /* Options, immutable after create. */
     size_t max_body_bytes;
@@ -48,6 +50,7 @@ struct hr_dloop {
     hr_dloop_timer_t **heap; /* 0-based min-heap by (deadline_ns, seq); t->heap_pos = i + 1 */
     size_t n_heap, heap_cap;
     uint64_t timer_seq;
+    uint64_t curl_deadline_ns; /* when libcurl wants CURL_SOCKET_TIMEOUT; UINT64_MAX = never */
 };
 
 /* Loop thread. Hands `req` to libcurl: takes an easy handle from the pool, sets the options,
