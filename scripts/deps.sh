@@ -7,7 +7,7 @@ set -euo pipefail
 level=${1:-test}
 
 pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
-      libsqlite3-dev libssl-dev libyaml-dev)
+      libsqlite3-dev libssl-dev libyaml-dev libhttp-parser-dev)
 if [ "$level" = test ] || [ "$level" = bench ]; then
     pkgs+=(libcmocka-dev python3 nodejs npm clang libclang-rt-14-dev llvm openssl)
 fi
