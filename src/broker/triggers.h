@@ -2,7 +2,7 @@
 /*
  * The trigger registry and runtime: triggers persisted in the metadata store, one dispatcher
  * per bus that has triggers, the delivery loop, the persist thread, the trace store, replays
- * and dead-letter redrives. The HTTP handlers call in here from MHD worker threads; every
+ * and dead-letter redrives. The HTTP handlers call in here from HTTP worker threads; every
  * function is thread-safe.
  */
 #ifndef HR_BROKER_TRIGGERS_H

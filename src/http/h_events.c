@@ -2,7 +2,7 @@
 /*
  * Publishing and pull reads: POST and GET /v1/buses/{bus}/events.
  *
- * Publish runs on an MHD worker: decode and validate every event (all three content modes),
+ * Publish runs on an HTTP worker: decode and validate every event (all three content modes),
  * encode the log records, then park the request and hand the records to the bus; the bus's
  * commit thread checks dedup, appends, syncs and calls pub_done(), which answers and resumes.
  */
@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <sys/random.h>
-#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,13 +53,11 @@ typedef struct hdr_collect {
     size_t n, cap;
 } hdr_collect_t;
 
-static enum MHD_Result collect_hdr(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+static void collect_hdr(void *cls, const char *key, const char *value)
 {
-    (void)kind;
     hdr_collect_t *c = cls;
     if (strncasecmp(key, "ce-", 3) != 0) {
-        return MHD_YES;
+        return;
     }
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 16;
@@ -69,7 +66,6 @@ static enum MHD_Result collect_hdr(void *cls, enum MHD_ValueKind kind, const cha
     c->h[c->n].name = key;
     c->h[c->n].value = value ? value : "";
     c->n++;
-    return MHD_YES;
 }
 
 static unsigned status_for(int rc)
@@ -142,7 +138,7 @@ static bool decode(hr_http_req_t *req, hr_ce_event_t ***evs, size_t *n, bool *ba
 {
     const hr_http_opts_t *o = hr_http_opts(req);
     const hr_buf_t *body = hr_http_body(req);
-    const char *ct = hr_http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct = hr_http_header(req, "Content-Type");
     hr_ce_error_t err;
     memset(&err, 0, sizeof err);
     err.index = -1;
@@ -186,7 +182,7 @@ static bool decode(hr_http_req_t *req, hr_ce_event_t ***evs, size_t *n, bool *ba
             return false;
         }
         hdr_collect_t hc = {0};
-        MHD_get_connection_values(hr_http_connection(req), MHD_HEADER_KIND, collect_hdr, &hc);
+        hr_http_header_each(req, collect_hdr, &hc);
         if (hc.n == 0) {
             free(hc.h);
             hr_http_error(req, 400, "ce-specversion",

@@ -3,11 +3,11 @@
  * Server-Sent Events: GET /v1/buses/{bus}/stream.
  *
  * A stream holds only its position (next seq) and one refill buffer, so a slow reader costs
- * bounded memory whatever the bus's rate. MHD calls reader() on a worker thread when the socket
- * can take more bytes; with nothing to send, reader() suspends the connection and returns 0.
- * It is resumed by a commit on the bus (watch callback, on the commit thread), by the
- * heartbeat thread (every second, to send a heartbeat comment after heartbeat_s of silence), or
- * at shutdown / bus deletion.
+ * bounded memory whatever the bus's rate. The server calls reader() on its worker thread when
+ * the socket can take more bytes; with nothing to send, reader() marks the stream suspended
+ * and returns HR_HTTP_STREAM_WAIT. It is woken (hr_http_stream_wake) by a commit on the bus (watch
+ * callback, on the commit thread), by the heartbeat thread (every second, to send a heartbeat
+ * comment after heartbeat_s of silence), or at shutdown / bus deletion.
  *
  * No lost wake-up: the reader checks the bus's last committed seq and sets `suspended` under
  * `mu`; the log publishes a new last seq before it calls the watchers, which take `mu` too.
@@ -19,7 +19,6 @@
 #include "util/clock.h"
 #include "util/err.h"
 
-#include <microhttpd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +29,7 @@ typedef struct sse {
     hr_http_stream_t stream; /* in the server's stream list */
     hr_http_t *srv;
     hr_bus_t *bus;
-    struct MHD_Connection *conn;
+    hr_http_req_t *req;
     pthread_mutex_t mu;
     bool suspended;
     bool closing;
@@ -50,7 +49,7 @@ static void resume_locked(sse_t *s)
 {
     if (s->suspended) {
         s->suspended = false;
-        MHD_resume_connection(s->conn);
+        hr_http_stream_wake(s->req);
     }
 }
 
@@ -126,11 +125,11 @@ static long reader(void *cls, uint64_t pos, char *buf, size_t max)
         bool closing = s->closing || hr_bus_deleted(s->bus);
         pthread_mutex_unlock(&s->mu);
         if (closing) {
-            return MHD_CONTENT_READER_END_OF_STREAM;
+            return HR_HTTP_STREAM_END;
         }
         int n = refill(s);
         if (n < 0) {
-            return MHD_CONTENT_READER_END_WITH_ERROR;
+            return HR_HTTP_STREAM_END;
         }
         if (n > 0) {
             continue; /* send what was formatted, or read on past filtered-out events */
@@ -142,9 +141,8 @@ static long reader(void *cls, uint64_t pos, char *buf, size_t max)
         pthread_mutex_lock(&s->mu);
         if (!s->closing && hr_bus_last_seq(s->bus) < s->next_seq && !hr_bus_deleted(s->bus)) {
             s->suspended = true;
-            MHD_suspend_connection(s->conn);
             pthread_mutex_unlock(&s->mu);
-            return 0;
+            return HR_HTTP_STREAM_WAIT;
         }
         pthread_mutex_unlock(&s->mu);
     }
@@ -203,7 +201,7 @@ void hr_h_stream(hr_http_req_t *req)
     s->filter = filter;
     s->srv = hr_http_server(req);
     s->bus = bus;
-    s->conn = hr_http_connection(req);
+    s->req = req;
     s->next_seq = from;
     s->heartbeat_ns = (uint64_t)hr_http_opts(req)->heartbeat_s * 1000000000ull;
     s->last_send_ns = hr_mono_ns();

@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The HTTP server: libmicrohttpd in poll mode with an internal thread pool and
- * suspend/resume (DESIGN.md notes: never epoll with suspend/resume). It owns per-request state,
- * body accumulation with limits, routing (routes.c) and the single authorization hook, and
- * offers handlers a small API to answer now or later from another thread.
+ * The HTTP/1.1 server (server.c: epoll workers + nodejs http-parser). It owns per-request
+ * state, body accumulation with limits, routing (routes.c) and the single authorization hook,
+ * and offers handlers a small API to answer now or later from another thread.
  *
- * Threads: handlers run on MHD's worker threads. hr_http_complete() may be called from any
- * thread (typically a bus commit thread) to finish a suspended request.
+ * Threads: handlers run on the server's worker threads. hr_http_complete() and
+ * hr_http_stream_wake() may be called from any thread (typically a bus commit thread).
  */
 #ifndef HR_HTTP_SERVER_H
 #define HR_HTTP_SERVER_H
@@ -25,7 +24,7 @@ typedef struct hr_http_req hr_http_req_t;
 typedef struct hr_http_opts {
     char listen_host[128];
     uint16_t port;
-    unsigned threads;         /* MHD worker threads (default: number of cores) */
+    unsigned threads;         /* worker threads (default: number of cores) */
     unsigned max_connections; /* default 1024 */
     unsigned timeout_s;       /* idle connection timeout (default 30) */
     size_t max_header_bytes;  /* per-connection memory for headers (default 64 KiB) */
@@ -47,7 +46,10 @@ uint16_t hr_http_port(const hr_http_t *srv);
 
 const char *hr_http_param(const hr_http_req_t *req, size_t i); /* path parameter i */
 const char *hr_http_query(const hr_http_req_t *req, const char *name);
-const char *hr_http_header(const hr_http_req_t *req, const char *name);
+const char *hr_http_header(const hr_http_req_t *req, const char *name); /* first, any case */
+/* Calls fn for every request header, in arrival order (names as sent). */
+void hr_http_header_each(const hr_http_req_t *req,
+                         void (*fn)(void *ud, const char *name, const char *value), void *ud);
 const hr_buf_t *hr_http_body(const hr_http_req_t *req);
 const char *hr_http_method(const hr_http_req_t *req);
 hr_buses_t *hr_http_buses(const hr_http_req_t *req);
@@ -76,12 +78,20 @@ void hr_http_error_body(hr_buf_t *out, const char *field, long index, const char
 /* Handlers may keep state with the request; `free_fn` runs when the request ends. */
 void hr_http_set_state(hr_http_req_t *req, void *state, void (*free_fn)(void *state));
 
-/* Answers with a streaming response produced by `reader` (MHD content reader semantics); the
- * stream object owns itself and is freed by `free_fn`. Used by SSE. */
-struct MHD_Connection *hr_http_connection(hr_http_req_t *req);
+/* Answers 200 with a streaming response (delimited by the connection's close) whose bytes come
+ * from `reader`, called on the worker thread whenever the socket can take more: it returns
+ * the bytes it wrote into buf (> 0), HR_HTTP_STREAM_WAIT (0) when it has none now (the
+ * server then waits for hr_http_stream_wake), or HR_HTTP_STREAM_END (< 0) to close. `free_fn`
+ * runs when the connection ends; once it returns, nothing may call hr_http_stream_wake for
+ * this request any more. Used by SSE. */
+#define HR_HTTP_STREAM_WAIT 0
+#define HR_HTTP_STREAM_END (-1)
 void hr_http_reply_stream(hr_http_req_t *req, const char *content_type,
                           long (*reader)(void *cls, uint64_t pos, char *buf, size_t max), void *cls,
                           void (*free_fn)(void *cls));
+
+/* Makes the server call the stream's reader again soon. Any thread. */
+void hr_http_stream_wake(hr_http_req_t *req);
 
 /* ---- SSE streams registry (for heartbeats and shutdown) ---- */
 typedef struct hr_http_stream hr_http_stream_t;
