@@ -33,6 +33,15 @@ BATCH=$(int_env BENCH_BATCH 100 1 10000)          # events per batch request
 BATCH_CONNS=$(int_env BENCH_BATCH_CONNS 10 1 10000) # 10 x 100 = 1000 events in flight, as NATS
 THREADS=$(int_env BENCH_WRK_THREADS 2 1 256)      # wrk and redis-benchmark client threads
 NATS_WINDOW=$(int_env BENCH_NATS_WINDOW 1000 1 1000000)
+CEILING_THREADS=$(int_env BENCH_CEILING_THREADS 2 1 64) # network threads of the `ceiling` case
+CEILING_QUEUE=${BENCH_CEILING_QUEUE:-lockfree}
+# MiB it pre-zeroes before it listens (0: plain appends); auto: 128 MiB per second of load (more
+# than it writes at ~125k events/s), at most 4 GiB. Herald's log pre-zeroes its segments too.
+case "${BENCH_CEILING_PREZERO:-auto}" in
+    auto) CEILING_PREZERO=$((SECS * 128 < 4096 ? SECS * 128 : 4096)) ;;
+    *) CEILING_PREZERO=$(int_env BENCH_CEILING_PREZERO 0 0 65536) ;;
+esac
+case "$CEILING_QUEUE" in lockfree | mutex) ;; *) die "BENCH_CEILING_QUEUE must be lockfree or mutex" ;; esac
 DATA_BYTES=1024
 SHORT=$((SECS / 3 > 1 ? SECS / 3 : 1))            # the secondary cases (sync latency, 1 KiB)
 CASES=${BENCH_CASES:-"nginx herald_binary redis nats herald_batch disk delivery delivery_paced fanout"}
@@ -98,6 +107,29 @@ EOF
     wait_until "$pid" "$dir/nginx.log" nginx port_open "$port"
     record nginx "$round" "$(run_wrk nginx "http://127.0.0.1:$port" "$CONNS" 0 "$dir/wrk.out")"
     stop_pid "$pid"
+}
+
+# A diagnostic, not in the default CASES: bench/ceiling.c, a minimal epoll HTTP/1.1 server with
+# group commit (append + fdatasync per batch, 202 after the sync): the single-event ceiling.
+case_ceiling() {
+    local dir=$RUN/ceiling.$round port line s0 p0 t0 s1 p1 t1 stats cpu
+    mkdir -p "$dir/data"
+    port=$(free_port)
+    start_bg ceiling "$dir/ceiling.log" "$OUT/bin/ceiling" --port "$port" --dir "$dir/data" \
+        --threads "$CEILING_THREADS" --queue "$CEILING_QUEUE" --prezero "$CEILING_PREZERO"
+    local pid=$LAST_PID
+    wait_until "$pid" "$dir/ceiling.log" ceiling port_open "$port"
+    s0=$(sys_ticks) p0=$(proc_ticks "$pid") t0=$(date +%s.%N)
+    line=$(run_wrk ceiling "http://127.0.0.1:$port" "$CONNS" 0 "$dir/wrk.out")
+    s1=$(sys_ticks) p1=$(proc_ticks "$pid") t1=$(date +%s.%N)
+    stop_pid "$pid" # it prints events (committed) and events_per_sync on exit
+    stats=$(grep -o 'events=[0-9]* .*events_per_sync=[0-9.]*' "$dir/ceiling.log" | tail -n 1)
+    [ -n "$stats" ] || die "ceiling printed no stats on exit (log: $dir/ceiling.log)"
+    cpu=$(cpu_split "$s0" "$s1" "$p0" "$p1" "$(field "$line" events)" \
+        "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+    stats="stored=$(field "$stats" events) per_sync=$(field "$stats" events_per_sync)"
+    record ceiling "$round" "$line $stats ${cpu/herald_cpus=/server_cpus=}"
+    cleanup_data "$dir/data"
 }
 
 case_herald() { # case_herald NAME CONNS BATCH(0 = binary)
@@ -230,6 +262,9 @@ R_NATS=$(ratio herald_batch ops_per_s nats_async ops_per_s)
 R_DISK_APPEND=$(ratio herald_batch mb_per_s disk_append mb_per_s)
 R_DISK_PREZERO=$(ratio herald_batch mb_per_s disk_prezero mb_per_s)
 R_DISK_BEST=$(ratio herald_batch mb_per_s disk_best mb_per_s)
+R_CEILING=$(ratio herald_binary ops_per_s ceiling ops_per_s)
+R_CEIL_NGINX=$(ratio ceiling ops_per_s nginx ops_per_s)
+R_CEIL_REDIS=$(ratio ceiling ops_per_s redis ops_per_s)
 
 row() { # row CASE LABEL UNIT RATIO NOTE
     local ops mb p50 p99
@@ -264,6 +299,17 @@ notes_http() { # socket errors, non-2xx answers, and (herald) events stored vs a
     echo "${n# }"
 }
 
+notes_ceiling() { # the ceiling row: its own ratios (the column is herald / ceiling), CPU, batching
+    awk -v n="$(notes_http ceiling)" -v rn="$R_CEIL_NGINX" -v rr="$R_CEIL_REDIS" -v c="$(med ceiling server_cpus)" \
+        -v u="$(med ceiling cpu_us_per_event)" -v i="$(med ceiling idle_cpus)" -v b="$(med ceiling per_sync)" \
+        -v t="$CEILING_THREADS" -v q="$CEILING_QUEUE" -v z="$CEILING_PREZERO" 'BEGIN {
+        s = n;
+        if (rn != "") s = s sprintf("; ceiling/nginx %.2fx", rn);
+        if (rr != "") s = s sprintf("; ceiling/redis %.2fx", rr);
+        printf "%s; %s thr, %s queue, %s; %.1f events/fdatasync; used %s CPUs (%s us/event), idle %s\n",
+            s, t, q, (z > 0 ? z " MiB pre-zeroed" : "appending"), b, c, u, i }'
+}
+
 target() { # target LABEL RATIO MIN NOTE
     if [ -z "$2" ]; then
         printf "  %-54s %7s  target >= %.2fx  %s\n" "$1" "n/a" "$3" "(case not run)"
@@ -281,6 +327,7 @@ KIB=$((BATCH * DATA_BYTES / 1024))
     row herald_batch "herald  batch $BATCH x 1 KiB, $BATCH_CONNS conns, fsync=always" events "" "$(notes_http herald_batch); latency per request"
     row nginx "nginx   'return 202' to the same POST, $CONNS conns" req "$R_NGINX" "$(notes_http nginx); vs herald binary"
     row redis "redis   XADD 1 KiB, appendfsync always, $CONNS clients" events "$R_REDIS" "$(notes_http redis); vs herald binary"
+    row ceiling "ceiling lean durable (recv+append+fdatasync+send)" events "$R_CEILING" "$(notes_ceiling)"
     row nats_async "nats    JetStream async publish 1 KiB, window $NATS_WINDOW" msgs "$R_NATS" "vs herald batch; acked before fsync (README)"
     row nats_sync "nats    JetStream sync publish 1 KiB (1 in flight)" msgs "" "latency of one acked publish"
     row disk_append "disk    $KIB KiB write+fdatasync, appending" writes "$R_DISK_APPEND" "MB/s vs herald batch"
