@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The delivery loop's thread: task queue, timer heap, the libcurl multi loop and shutdown.
- * Requests themselves (easy handles, capture, errors) live in loop_http.c.
+ * The delivery loop's thread: task queue, timer heap, the event loop and shutdown. Requests
+ * themselves live in loop_http.c (libcurl easy handles, capture, errors) and loop_h1.c (the
+ * loop's own HTTP/1.1 client for plain http:// to IP literals).
  *
  * One iteration of the loop thread:
  *   1. Take the whole task queue under the mutex and run it, FIFO (posted tasks and requests
@@ -10,8 +11,10 @@
  *      wait for the next iteration, so a callback that rearms itself cannot starve the loop.
  *   3. If libcurl's own timer is due, curl_multi_socket_action(CURL_SOCKET_TIMEOUT).
  *   4. epoll_wait() until a socket is ready, libcurl's timer, the nearest timer (rounded up to
- *      whole ms) or the wake-up eventfd; hand every ready socket to curl_multi_socket_action()
- *      and complete every finished transfer (done() callbacks).
+ *      whole ms) or the wake-up eventfd; hand every ready libcurl socket to
+ *      curl_multi_socket_action() and every ready connection of our own to loop_h1.c (which
+ *      completes its requests itself), complete every finished libcurl transfer (done()
+ *      callbacks), then free the connections loop_h1.c closed during the batch.
  * libcurl's socket API (not curl_multi_perform + curl_multi_poll) keeps an iteration's cost
  * proportional to the sockets that are ready, not to the transfers in flight: with 64 or more
  * requests in flight the old loop walked every one of them on every wake-up.
@@ -370,6 +373,10 @@ static void run_loop(hr_dloop_t *l)
             continue;
         }
         for (int i = 0; i < n; i++) {
+            if (evs[i].data.u64 & HR__DLOOP_H1_TAG) {
+                hr__h1_on_event(l, evs[i].data.u64, evs[i].events);
+                continue;
+            }
             int fd = evs[i].data.fd;
             if (fd == l->wake_fd) {
                 uint64_t v;
@@ -385,6 +392,7 @@ static void run_loop(hr_dloop_t *l)
         if (n > 0) {
             reap_transfers(l);
         }
+        hr__h1_reap(l);
     }
 }
 
@@ -417,6 +425,7 @@ static void shut_down(hr_dloop_t *l)
         l->heap[i]->heap_pos = 0;
     }
     l->n_heap = 0;
+    hr__h1_free(l); /* idle connections, pools, buffers */
     hr__dloop_pool_free(l);
 }
 
@@ -439,6 +448,7 @@ static char *dup_opt(const char *s)
 
 static void free_loop(hr_dloop_t *l)
 {
+    hr__h1_free(l);
     if (l->multi != NULL) {
         curl_multi_cleanup(l->multi);
     }
@@ -458,6 +468,20 @@ static void free_loop(hr_dloop_t *l)
     curl_global_cleanup();
 }
 
+/* True when an environment variable would give a plain-HTTP request a proxy in libcurl: such
+ * requests then all go through libcurl (which also honours no_proxy). Read once, at create. */
+static bool env_proxy_set(void)
+{
+    static const char *const vars[] = {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        if (v != NULL && v[0] != '\0') {
+            return true;
+        }
+    }
+    return false;
+}
+
 int hr_dloop_create(const hr_dloop_opts_t *opts, hr_dloop_t **out)
 {
     hr_dloop_opts_t o;
@@ -472,6 +496,7 @@ int hr_dloop_create(const hr_dloop_opts_t *opts, hr_dloop_t **out)
         o.ca_file = opts->ca_file;
         o.user_agent = opts->user_agent;
         o.proxy = opts->proxy;
+        o.curl_only = opts->curl_only;
     }
     *out = NULL;
     /* Thread-safe in libcurl >= 7.84 and reference-counted; paired in free_loop(). */
@@ -487,6 +512,10 @@ int hr_dloop_create(const hr_dloop_opts_t *opts, hr_dloop_t **out)
     l->ca_file = dup_opt(o.ca_file);
     l->user_agent = o.user_agent ? hr_xstrdup(o.user_agent) : hr_xstrdup("herald/" HR_VERSION);
     l->proxy = dup_opt(o.proxy);
+    l->curl_only = o.curl_only;
+    l->env_proxy = o.proxy == NULL && env_proxy_set();
+    l->h1.max_conns = o.max_connections;
+    l->h1.max_host_conns = o.max_host_connections;
     l->pool = hr_xcalloc(l->max_idle_handles, sizeof *l->pool);
     l->curl_deadline_ns = UINT64_MAX;
     l->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -561,8 +590,10 @@ void hr_dloop_stats(const hr_dloop_t *l, hr_dloop_stats_t *out)
 {
     HR_ASSERT(hr_dloop_on_loop_thread(l));
     out->in_flight = l->n_active;
-    out->timers = l->n_heap;
+    out->timers = l->n_heap - l->h1.n_timers;
     out->idle_handles = l->n_pool;
+    out->h1_connections = l->h1.n_open;
+    out->h1_idle = l->h1.n_idle;
 }
 
 void hr_dloop_validate(const hr_dloop_t *l)
@@ -580,10 +611,11 @@ void hr_dloop_validate(const hr_dloop_t *l)
     const hr_dloop_req_t *prev = NULL;
     for (const hr_dloop_req_t *r = l->active; r != NULL; r = r->priv.next) {
         HR_ASSERT(r->priv.state == HR__DLOOP_REQ_ACTIVE && r->priv.loop == l);
-        HR_ASSERT(r->priv.prev == prev && r->priv.easy != NULL);
+        HR_ASSERT(r->priv.prev == prev && (r->priv.easy != NULL) != r->priv.h1);
         prev = r;
         n++;
     }
     HR_ASSERT(n == l->n_active);
     HR_ASSERT(l->n_pool <= l->max_idle_handles);
+    hr__h1_validate(l);
 }

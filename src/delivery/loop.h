@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The delivery loop: one thread that runs a libcurl multi handle with many concurrent HTTP
- * transfers (keep-alive connections reused through the multi handle's connection cache),
- * a min-heap of timers and a FIFO of tasks posted from other threads (DESIGN.md §3, §6).
+ * The delivery loop: one thread that runs many concurrent HTTP requests over keep-alive
+ * connections, a min-heap of timers and a FIFO of tasks posted from other threads (DESIGN.md
+ * §3, §6). Plain http:// requests to an IP literal or localhost, without a proxy, run on the
+ * loop's own HTTP/1.1 client (loop_h1.c); everything else (https, proxies, host names) runs
+ * on a libcurl multi handle. Both share one epoll set, the connection limits and the result
+ * format; callers cannot tell them apart except by speed.
  *
  * The trigger runtime lives on this thread: it submits requests and starts timers from
  * done() callbacks, timer callbacks and posted tasks, all of which run on the loop thread.
- * Nothing here blocks on anything but curl_multi_poll(); callbacks must not block either.
+ * Nothing here blocks on anything but epoll_wait(); callbacks must not block either.
  *
  * Threads:
  *   - hr_dloop_create / hr_dloop_destroy: any thread except the loop thread.
@@ -42,8 +45,9 @@ typedef struct hr_dloop_task hr_dloop_task_t;
 
 typedef struct hr_dloop_opts {
     size_t max_connections;      /* open connections in total; default 512 */
-    size_t max_host_connections; /* open connections per host:port; default 64. Transfers
-                                  * beyond the limits wait inside libcurl for a free one. */
+    size_t max_host_connections; /* open connections per host:port; default 64. Requests
+                                  * beyond the limits wait (FIFO) for a free one. Each
+                                  * transport counts its own connections against these. */
     size_t max_body_bytes;       /* response body bytes kept per request; default 64 KiB */
     size_t max_posted;           /* hr_dloop_post() tasks queued at once; default 65536 */
     size_t max_idle_handles;     /* curl easy handles kept for reuse; default 256 */
@@ -52,6 +56,8 @@ typedef struct hr_dloop_opts {
                                   * else "0.1.0") */
     const char *proxy;           /* copied; NULL = honour *_proxy environment variables,
                                   * "" = never use a proxy, else a proxy URL */
+    bool curl_only;              /* every request through libcurl, none through the loop's
+                                  * own HTTP/1.1 client (for tests and comparisons) */
 } hr_dloop_opts_t;
 
 /* Fills `o` with the defaults above. */
@@ -69,15 +75,19 @@ void hr_dloop_destroy(hr_dloop_t *l);
 bool hr_dloop_on_loop_thread(const hr_dloop_t *l);
 
 typedef struct hr_dloop_stats {
-    size_t in_flight;    /* requests handed to libcurl and not yet done */
-    size_t timers;       /* active timers */
-    size_t idle_handles; /* pooled easy handles */
+    size_t in_flight;      /* requests started (either transport) and not yet done */
+    size_t timers;         /* active timers started by callers (not the loop's own) */
+    size_t idle_handles;   /* pooled easy handles */
+    size_t h1_connections; /* open connections of the loop's own HTTP/1.1 client (libcurl's
+                            * are not counted) */
+    size_t h1_idle;        /* of which idle (keep-alive) */
 } hr_dloop_stats_t;
 
 /* Loop thread only. */
 void hr_dloop_stats(const hr_dloop_t *l, hr_dloop_stats_t *out);
 
-/* Checks the timer heap and the in-flight list with HR_ASSERT; O(n). Loop thread only. */
+/* Checks the timer heap, the in-flight list and the HTTP/1.1 connection pools with HR_ASSERT;
+ * O(n). Loop thread only. */
 void hr_dloop_validate(const hr_dloop_t *l);
 
 /* ---- posting work to the loop thread ---- */
@@ -160,15 +170,19 @@ typedef struct hr_dloop_header {
  *   HR_ECLOSED    the loop shut down before the attempt finished ("shutting down")
  *   HR_EIO        any other transport failure (connection reset, malformed response, ...)
  * error_text then says what failed and where (libcurl's message, e.g. "Failed to connect to
- * 127.0.0.1 port 9 after 0 ms: Couldn't connect to server"); curl_code has the CURLcode.
+ * 127.0.0.1 port 9 after 0 ms: Couldn't connect to server", or the loop's own client's in the
+ * same form); curl_code has the CURLcode (the loop's own client reports the nearest one:
+ * CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_SEND_ERROR, CURLE_RECV_ERROR,
+ * CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_WEIRD_SERVER_REPLY, CURLE_OUT_OF_MEMORY).
  */
 struct hr_dloop_req {
     /* Request: set by the caller; borrowed until done() runs. */
     const char *url;     /* http:// or https:// only; redirects are not followed */
     const char *method;  /* NULL = "POST"; "GET" and "HEAD" send no body */
     hr_iov_t body;       /* sent as is (Content-Length); not copied */
-    uint32_t timeout_ms; /* per attempt, from hand-over to libcurl, so it includes waiting
-                          * for a free connection under the limits; 0 = none; default 10 s */
+    uint32_t timeout_ms; /* per attempt, from hand-over to the transport, so it includes
+                          * waiting for a free connection under the limits; 0 = none;
+                          * default 10 s */
     bool verify_tls;     /* default true: verify the peer certificate and host name */
     void (*done)(hr_dloop_req_t *req); /* runs once per successful submit, on the loop thread */
     void *user;
@@ -179,7 +193,7 @@ struct hr_dloop_req {
     int curl_code;        /* CURLcode of the attempt; 0 when error is 0 */
     char error_text[256]; /* "" when error is 0 */
     long status;          /* HTTP status; 0 when no status line arrived */
-    uint64_t latency_us;  /* hand-over to libcurl → completion */
+    uint64_t latency_us;  /* hand-over to the transport → completion */
     hr_buf_t resp_body;   /* at most opts.max_body_bytes bytes, NUL-terminated when non-empty */
     bool resp_truncated;  /* the body was longer; the rest was read and discarded */
     const char *resp_content_type;    /* Content-Type value or NULL */
@@ -189,10 +203,12 @@ struct hr_dloop_req {
 
     /* Internal. */
     struct hr_dloop_req_priv {
-        hr_buf_t hdrs; /* "Name: value\0" lines added by hr_dloop_req_add_header */
+        hr_buf_t hdrs; /* "Name: value\0" lines added by hr_dloop_req_add_header, or
+                        * "Name;\0" for an empty value (libcurl's form) */
         size_t n_hdrs;
         bool has_content_type;
-        void *slist; /* struct curl_slist[n_hdrs + 2], pointing into hdrs */
+        uint8_t h1_hdr_flags; /* HR__H1_HDR_* (loop_int.h): headers the fast path cares for */
+        void *slist;          /* struct curl_slist[n_hdrs + 2], pointing into hdrs */
         size_t slist_cap;
         hr_buf_t resp_hdrs; /* captured response headers: kind, "name\0value\0" records */
         hr_dloop_header_t *ce;
@@ -204,6 +220,22 @@ struct hr_dloop_req {
         uint64_t start_ns;
         hr_dloop_req_t *prev, *next; /* in-flight list */
         hr_dloop_task_t submit_task; /* hand-over from another thread */
+        /* The loop's own HTTP/1.1 client (loop_h1.c); meaningful while h1 is set. */
+        bool h1;                     /* in flight there (easy is then NULL) */
+        bool h1_retried;             /* already retried once on a fresh connection */
+        bool h1_waiting;             /* queued in its pool for a free connection */
+        int h1_err;                  /* failure found while starting, reported by h1_timer */
+        int h1_curl_code;            /* its CURLcode */
+        struct hr__h1_pool *h1_pool; /* host:port it goes to */
+        struct hr__h1_conn *h1_conn; /* connection it runs on; NULL while waiting */
+        hr_dloop_req_t *h1_wprev, *h1_wnext; /* the pool's FIFO of waiting requests */
+        hr_dloop_timer_t h1_timer;           /* timeout_ms, or the deferred failure */
+        uint16_t h1_target_off;              /* "/path?query" inside url (0 = none: send "/") */
+        uint16_t h1_target_len;
+        uint16_t h1_host_off; /* host inside url, without brackets */
+        uint16_t h1_host_len;
+        uint16_t h1_port; /* from the URL; 80 when it has none */
+        bool h1_ipv6;     /* the host is an IPv6 literal ("[...]" in Host:) */
     } priv;
 };
 
@@ -212,6 +244,10 @@ void hr_dloop_req_init(hr_dloop_req_t *req);
 
 /* Adds a request header; name and value are copied. An empty value sends "Name:" with an
  * empty value. A Content-Type header replaces libcurl's default; without one none is sent.
+ * Host, User-Agent and Accept replace the defaults. Headers that frame the message or manage
+ * the connection (Content-Length, Transfer-Encoding, Connection, Expect, TE, Upgrade,
+ * Keep-Alive, Proxy-Connection, Trailer) are sent as given, and make the request go through
+ * libcurl.
  * Returns 0, HR_EINVAL (empty name, or CR, LF, NUL, ':' or whitespace in the name; CR or LF
  * in the value) or HR_ENOMEM. Not while the request is in flight. */
 int hr_dloop_req_add_header(hr_dloop_req_t *req, const char *name, const char *value);

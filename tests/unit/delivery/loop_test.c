@@ -3,6 +3,15 @@
  * Delivery loop: real HTTP transfers against a libmicrohttpd sink on 127.0.0.1 (thread per
  * connection, behaviour chosen by path), timers, cross-thread posting and shutdown.
  *
+ * Every HTTP test runs twice, named "<test>/curl" (opts.curl_only: libcurl carries every
+ * request) and "<test>/h1" (plain http:// to 127.0.0.1 goes through the loop's own HTTP/1.1
+ * client): both transports must give the same results. The h1 runs also check, through
+ * hr_dloop_stats, that the loop's own client really carried the requests. The wire-level
+ * cases (chunked, Connection: close, read until close, 1xx, HEAD, a response dribbled byte by
+ * byte, malformed status lines, a sink that drops reused connections, the host limit) use
+ * `raw`, a hand-written HTTP server on a raw socket that counts its accepts and tracks how
+ * many connections are open at once.
+ *
  * Callbacks run on the loop thread, where cmocka's asserts must not fire (they longjmp):
  * they record what they saw under g_mu and count mistakes in g_bad, which the test thread
  * asserts on. Waiting is always on a condition with a deadline, never a fixed sleep.
@@ -21,10 +30,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -97,6 +109,8 @@ static int read_int(const int *v)
     pthread_mutex_unlock(&g_mu);
     return x;
 }
+
+static bool g_curl_only; /* the transport under test: set by the setup functions */
 
 /* ---- the sink: libmicrohttpd, one thread per connection ---- */
 
@@ -280,6 +294,18 @@ static int sink_setup(void **state)
     return 0;
 }
 
+static int sink_setup_curl(void **state)
+{
+    g_curl_only = true;
+    return sink_setup(state);
+}
+
+static int sink_setup_h1(void **state)
+{
+    g_curl_only = false;
+    return sink_setup(state);
+}
+
 /* Runs even when the test failed, so a parked handler never outlives its sink. */
 static int sink_teardown(void **state)
 {
@@ -303,6 +329,7 @@ static hr_dloop_t *loop_new(size_t max_host_connections, size_t max_posted)
     hr_dloop_opts_default(&o);
     o.user_agent = "herald/test";
     o.proxy = ""; /* hermetic: ignore any *_proxy in the environment */
+    o.curl_only = g_curl_only;
     if (max_host_connections != 0) {
         o.max_host_connections = max_host_connections;
     }
@@ -392,6 +419,374 @@ static int refused_port(uint16_t *port)
     assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
     *port = ntohs(sa.sin_port);
     return fd;
+}
+
+/* Checks the loop's invariants and reads its stats, on the loop thread. */
+typedef struct inspect {
+    hr_dloop_t *l;
+    hr_dloop_stats_t st;
+} inspect_t;
+
+static void inspect_on_loop(void *arg)
+{
+    inspect_t *in = arg;
+    hr_dloop_validate(in->l);
+    hr_dloop_stats(in->l, &in->st);
+}
+
+static hr_dloop_stats_t inspect(hr_dloop_t *l)
+{
+    inspect_t in = {l, {0}};
+    run_on_loop(l, inspect_on_loop, &in);
+    return in.st;
+}
+
+/* After requests to a plain-HTTP sink: the h1 runs kept connections of their own, the curl
+ * runs none (so each run really exercised the transport it is named after). */
+static void assert_transport(hr_dloop_t *l)
+{
+    hr_dloop_stats_t st = inspect(l);
+    if (g_curl_only) {
+        assert_int_equal(st.h1_connections, 0);
+    } else {
+        assert_true(st.h1_connections > 0);
+    }
+}
+
+/* ---- raw: a hand-written HTTP/1.1 server for wire-level cases ---- */
+
+/*
+ * One thread accepts; each connection gets a detached thread that reads requests (head, then
+ * Content-Length bytes of body) and answers by path:
+ *   /ok         200 "ok", keep-alive          /slow       the same after 30 ms
+ *   /chunked    chunked body "hello, world"   /close      "Connection: close", then closes
+ *   /eof        HTTP/1.0, body until close    /continue   100 Continue, then 200 "done"
+ *   /head       Content-Length: 100, no body for HEAD (a 100-byte body otherwise)
+ *   /big        200 with RAW_BIG body bytes   /bytewise   a full response, one byte per send
+ *   /malformed  a broken status line          /badheader  a header line without a colon
+ *   /hang       parks until released          /drop2      answers the first request on a
+ *   /idleclose  answers, then closes                      connection, drops the second
+ */
+enum { RAW_BIG = 200000 };
+
+typedef struct raw {
+    int lfd;
+    uint16_t port;
+    pthread_t accept_th;
+    atomic_bool stop;
+    atomic_int accepts;  /* connections accepted */
+    atomic_int requests; /* requests read */
+    atomic_int open_now, open_max;
+    atomic_int live; /* connection threads running */
+    int hanging;     /* under g_mu */
+    bool release;    /* under g_mu */
+} raw_t;
+
+typedef struct raw_conn {
+    raw_t *s;
+    int fd;
+} raw_conn_t;
+
+static void raw_send(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            return; /* the client went away */
+        }
+        c += k;
+        n -= (size_t)k;
+    }
+}
+
+static void raw_sends(int fd, const char *s)
+{
+    raw_send(fd, s, strlen(s));
+}
+
+static void raw_hang(raw_t *s)
+{
+    struct timespec ts;
+    deadline_in(&ts, HANG_MAX_MS);
+    pthread_mutex_lock(&g_mu);
+    s->hanging++;
+    pthread_cond_broadcast(&g_cv);
+    int rc = 0;
+    while (!s->release && rc != ETIMEDOUT) {
+        rc = pthread_cond_timedwait(&g_cv, &g_mu, &ts);
+    }
+    s->hanging--;
+    pthread_mutex_unlock(&g_mu);
+}
+
+static const char raw_ce_resp[] = "HTTP/1.1 200 OK\r\n"
+                                  "Ce-Id: b1\r\n"
+                                  "Content-Type: application/json\r\n"
+                                  "X-Other: x\r\n"
+                                  "ce-type:   com.example.bytes  \r\n"
+                                  "Content-Length: 11\r\n"
+                                  "\r\n"
+                                  "{\"ok\":true}";
+
+/* Answers one request; returns false when the connection is to be closed. `nth` counts the
+ * requests on this connection from 1. */
+static bool raw_answer(raw_t *s, int fd, const char *method, const char *path, int nth)
+{
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    if (strcmp(path, "/ok") == 0) {
+        raw_sends(fd, ok);
+    } else if (strcmp(path, "/slow") == 0) {
+        struct timespec ts = {0, 30 * 1000000L};
+        nanosleep(&ts, NULL);
+        raw_sends(fd, ok);
+    } else if (strcmp(path, "/chunked") == 0) {
+        raw_sends(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                      "Content-Type: text/plain\r\nce-id: c1\r\n\r\n"
+                      "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n");
+    } else if (strcmp(path, "/close") == 0) {
+        raw_sends(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+        return false;
+    } else if (strcmp(path, "/eof") == 0) {
+        raw_sends(fd, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close");
+        return false;
+    } else if (strcmp(path, "/continue") == 0) {
+        raw_sends(fd, "HTTP/1.1 100 Continue\r\nce-id: interim\r\n\r\n"
+                      "HTTP/1.1 200 OK\r\nce-id: final\r\nContent-Length: 4\r\n\r\ndone");
+    } else if (strcmp(path, "/head") == 0) {
+        raw_sends(fd, "HTTP/1.1 200 OK\r\nContent-Type: x/y\r\nContent-Length: 100\r\n\r\n");
+        if (strcmp(method, "HEAD") != 0) {
+            char body[100];
+            memset(body, 'h', sizeof body);
+            raw_send(fd, body, sizeof body);
+        }
+    } else if (strcmp(path, "/big") == 0) {
+        char head[96];
+        snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", RAW_BIG);
+        raw_sends(fd, head);
+        char *body = malloc(RAW_BIG);
+        for (int i = 0; i < RAW_BIG; i++) {
+            body[i] = (char)('A' + i % 26);
+        }
+        raw_send(fd, body, RAW_BIG);
+        free(body);
+    } else if (strcmp(path, "/bytewise") == 0) {
+        for (size_t i = 0; i < sizeof raw_ce_resp - 1; i++) {
+            raw_send(fd, raw_ce_resp + i, 1);
+            struct timespec ts = {0, 300 * 1000L};
+            nanosleep(&ts, NULL);
+        }
+    } else if (strcmp(path, "/malformed") == 0) {
+        raw_sends(fd, "HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok");
+        return false;
+    } else if (strcmp(path, "/badheader") == 0) {
+        raw_sends(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nno colon here\r\n\r\nok");
+        return false;
+    } else if (strcmp(path, "/hang") == 0) {
+        raw_hang(s);
+        raw_sends(fd, ok);
+    } else if (strcmp(path, "/drop2") == 0) {
+        if (nth > 1) {
+            return false; /* as if it had closed the idle connection just as the request came */
+        }
+        raw_sends(fd, ok);
+    } else if (strcmp(path, "/idleclose") == 0) {
+        raw_sends(fd, ok);
+        return false;
+    } else {
+        raw_sends(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    }
+    return true;
+}
+
+/* Reads until buf holds `want` bytes or the head's end; false on EOF, error or stop. */
+static bool raw_fill(raw_t *s, int fd, char *buf, size_t cap, size_t *len, size_t want)
+{
+    while (*len < want || (want == 0 && memmem(buf, *len, "\r\n\r\n", 4) == NULL)) {
+        if (*len == cap) {
+            return false;
+        }
+        ssize_t n = recv(fd, buf + *len, cap - *len, 0);
+        if (n > 0) {
+            *len += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EINTR || errno == EAGAIN) && !atomic_load(&s->stop)) {
+            continue; /* SO_RCVTIMEO: look at the stop flag now and then */
+        }
+        return false;
+    }
+    return true;
+}
+
+static void *raw_conn_main(void *arg)
+{
+    raw_conn_t *rc = arg;
+    raw_t *s = rc->s;
+    int fd = rc->fd;
+    free(rc);
+    struct timeval tv = {0, 100 * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char buf[16384];
+    size_t len = 0;
+    for (int nth = 1;; nth++) {
+        if (!raw_fill(s, fd, buf, sizeof buf, &len, 0)) {
+            break;
+        }
+        size_t head_len = (size_t)((char *)memmem(buf, len, "\r\n\r\n", 4) - buf) + 4;
+        char method[16] = "", path[256] = "";
+        sscanf(buf, "%15s %255s", method, path);
+        size_t clen = 0;
+        for (const char *p = buf; p < buf + head_len; p = strchr(p, '\n') + 1) {
+            if (strncasecmp(p, "content-length:", 15) == 0) {
+                clen = strtoul(p + 15, NULL, 10);
+            }
+        }
+        if (!raw_fill(s, fd, buf, sizeof buf, &len, head_len + clen)) {
+            break;
+        }
+        memmove(buf, buf + head_len + clen, len - head_len - clen);
+        len -= head_len + clen;
+        atomic_fetch_add(&s->requests, 1);
+        if (!raw_answer(s, fd, method, path, nth)) {
+            break;
+        }
+    }
+    atomic_fetch_sub(&s->open_now, 1);
+    close(fd);
+    atomic_fetch_sub(&s->live, 1);
+    return NULL;
+}
+
+static void *raw_accept_main(void *arg)
+{
+    raw_t *s = arg;
+    while (!atomic_load(&s->stop)) {
+        struct pollfd pfd = {s->lfd, POLLIN, 0};
+        if (poll(&pfd, 1, 50) <= 0) {
+            continue;
+        }
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0) {
+            continue;
+        }
+        atomic_fetch_add(&s->accepts, 1);
+        int now = atomic_fetch_add(&s->open_now, 1) + 1;
+        int max = atomic_load(&s->open_max);
+        while (now > max && !atomic_compare_exchange_weak(&s->open_max, &max, now)) {
+        }
+        raw_conn_t *rc = malloc(sizeof *rc);
+        rc->s = s;
+        rc->fd = fd;
+        atomic_fetch_add(&s->live, 1);
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &attr, raw_conn_main, rc) != 0) {
+            atomic_fetch_sub(&s->live, 1);
+            atomic_fetch_sub(&s->open_now, 1);
+            close(fd);
+            free(rc);
+        }
+        pthread_attr_destroy(&attr);
+    }
+    return NULL;
+}
+
+static void raw_start(raw_t *s)
+{
+    memset(s, 0, sizeof *s);
+    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s->lfd >= 0);
+    int one = 1;
+    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(s->lfd, 128), 0);
+    socklen_t len = sizeof sa;
+    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&sa, &len), 0);
+    s->port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&s->accept_th, NULL, raw_accept_main, s), 0);
+}
+
+static void raw_stop(raw_t *s)
+{
+    atomic_store(&s->stop, true);
+    pthread_mutex_lock(&g_mu);
+    s->release = true;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+    pthread_join(s->accept_th, NULL);
+    /* Connection threads notice the stop flag within SO_RCVTIMEO. */
+    for (int i = 0; i < 5000 && atomic_load(&s->live) > 0; i++) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(atomic_load(&s->live), 0);
+    close(s->lfd);
+}
+
+static void raw_release(raw_t *s)
+{
+    pthread_mutex_lock(&g_mu);
+    s->release = true;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
+
+static int raw_setup(void **state)
+{
+    raw_t *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    raw_start(s);
+    *state = s;
+    return 0;
+}
+
+static int raw_setup_curl(void **state)
+{
+    g_curl_only = true;
+    return raw_setup(state);
+}
+
+static int raw_setup_h1(void **state)
+{
+    g_curl_only = false;
+    return raw_setup(state);
+}
+
+static int raw_teardown(void **state)
+{
+    raw_stop(*state);
+    free(*state);
+    return 0;
+}
+
+static void raw_url(const raw_t *s, const char *path, char *out, size_t n)
+{
+    snprintf(out, n, "http://127.0.0.1:%u%s", (unsigned)s->port, path);
+}
+
+static void raw_treq(treq_t *t, const raw_t *s, const char *path)
+{
+    char url[128];
+    raw_url(s, path, url, sizeof url);
+    treq_init(t, NULL, url);
+}
+
+/* Submits `t` and waits for its done(); `n_before` requests had completed before it. */
+static void run_one(hr_dloop_t *l, treq_t *t, int n_before)
+{
+    assert_int_equal(hr_dloop_submit(l, &t->req), 0);
+    assert_true(wait_ge(&g_done, n_before + 1, 15000));
+    assert_int_equal(t->n_done, 1);
 }
 
 /* ---- tests: requests ---- */
@@ -1360,22 +1755,461 @@ static void test_destroy_in_flight(void **state)
     assert_int_equal(read_int(&g_bad), 0);
 }
 
+/* ---- tests: wire-level cases against `raw` (both transports) ---- */
+
+/* Many sequential requests, one connection; chunked, 1xx, HEAD and truncated bodies keep it. */
+static void test_raw_keepalive_and_framing(void **state)
+{
+    reset_globals();
+    raw_t *s = *state;
+    hr_dloop_t *l = loop_new(0, 0);
+    int n = 0;
+    for (int i = 0; i < 50; i++) {
+        treq_t t;
+        raw_treq(&t, s, "/ok");
+        run_one(l, &t, n++);
+        assert_int_equal(t.req.error, 0);
+        assert_int_equal(t.req.status, 200);
+        assert_string_equal((char *)t.req.resp_body.data, "ok");
+        hr_dloop_req_free(&t.req);
+    }
+    assert_int_equal(atomic_load(&s->accepts), 1);
+
+    treq_t t;
+    raw_treq(&t, s, "/chunked");
+    run_one(l, &t, n++);
+    assert_int_equal(t.req.error, 0);
+    assert_int_equal(t.req.status, 200);
+    assert_int_equal(t.req.resp_body.len, 12);
+    assert_string_equal((char *)t.req.resp_body.data, "hello, world");
+    assert_string_equal(t.req.resp_content_type, "text/plain");
+    assert_int_equal(t.req.resp_ce_count, 1);
+    assert_string_equal(t.req.resp_ce[0].name, "ce-id");
+    assert_string_equal(t.req.resp_ce[0].value, "c1");
+    hr_dloop_req_free(&t.req);
+
+    /* 1xx: skipped, its headers forgotten. */
+    raw_treq(&t, s, "/continue");
+    run_one(l, &t, n++);
+    assert_int_equal(t.req.error, 0);
+    assert_int_equal(t.req.status, 200);
+    assert_string_equal((char *)t.req.resp_body.data, "done");
+    assert_int_equal(t.req.resp_ce_count, 1);
+    assert_string_equal(t.req.resp_ce[0].value, "final");
+    hr_dloop_req_free(&t.req);
+
+    /* HEAD: Content-Length announces a body that never comes. */
+    raw_treq(&t, s, "/head");
+    t.req.method = "HEAD";
+    run_one(l, &t, n++);
+    assert_int_equal(t.req.error, 0);
+    assert_int_equal(t.req.status, 200);
+    assert_int_equal(t.req.resp_body.len, 0);
+    assert_string_equal(t.req.resp_content_type, "x/y");
+    hr_dloop_req_free(&t.req);
+
+    /* The same path with GET gets the 100 bytes. */
+    raw_treq(&t, s, "/head");
+    t.req.method = "GET";
+    run_one(l, &t, n++);
+    assert_int_equal(t.req.error, 0);
+    assert_int_equal(t.req.resp_body.len, 100);
+    hr_dloop_req_free(&t.req);
+
+    /* A body over max_body_bytes: the first 64 KiB kept, the rest read and dropped. */
+    raw_treq(&t, s, "/big");
+    run_one(l, &t, n++);
+    assert_int_equal(t.req.error, 0);
+    assert_int_equal(t.req.status, 200);
+    assert_true(t.req.resp_truncated);
+    assert_int_equal(t.req.resp_body.len, 64 * 1024);
+    assert_true(t.req.resp_body.cap <= 64 * 1024 + 1);
+    for (size_t i = 0; i < t.req.resp_body.len; i++) {
+        if (t.req.resp_body.data[i] != (uint8_t)('A' + i % 26)) {
+            fail_msg("body byte %zu differs", i);
+        }
+    }
+    assert_int_equal(t.req.resp_body.data[t.req.resp_body.len], '\0');
+    hr_dloop_req_free(&t.req);
+
+    raw_treq(&t, s, "/ok");
+    run_one(l, &t, n++);
+    assert_int_equal(t.req.status, 200);
+    assert_false(t.req.resp_truncated);
+    hr_dloop_req_free(&t.req);
+    assert_int_equal(atomic_load(&s->accepts), 1);
+    assert_int_equal(atomic_load(&s->requests), 56);
+    assert_transport(l);
+    hr_dloop_destroy(l);
+    assert_int_equal(read_int(&g_bad), 0);
+}
+
+/* Responses that end the connection: Connection: close, HTTP/1.0 read until close. */
+static void test_raw_connection_close(void **state)
+{
+    reset_globals();
+    raw_t *s = *state;
+    hr_dloop_t *l = loop_new(0, 0);
+    int n = 0;
+    for (int i = 0; i < 3; i++) {
+        treq_t t;
+        raw_treq(&t, s, "/close");
+        run_one(l, &t, n++);
+        assert_int_equal(t.req.error, 0);
+        assert_int_equal(t.req.status, 200);
+        assert_string_equal((char *)t.req.resp_body.data, "ok");
+        hr_dloop_req_free(&t.req);
+    }
+    assert_int_equal(atomic_load(&s->accepts), 3);
+    for (int i = 0; i < 2; i++) {
+        treq_t t;
+        raw_treq(&t, s, "/eof");
+        run_one(l, &t, n++);
+        assert_int_equal(t.req.error, 0);
+        assert_int_equal(t.req.status, 200);
+        assert_string_equal((char *)t.req.resp_body.data, "until close");
+        assert_string_equal(t.req.resp_content_type, "text/plain");
+        hr_dloop_req_free(&t.req);
+    }
+    assert_int_equal(atomic_load(&s->accepts), 5);
+    hr_dloop_stats_t st = inspect(l);
+    assert_int_equal(st.h1_connections, 0); /* none kept */
+    hr_dloop_destroy(l);
+    assert_int_equal(read_int(&g_bad), 0);
+}
+
+/* A response dribbled one byte per send: every capture intact. */
+static void test_raw_bytewise(void **state)
+{
+    reset_globals();
+    raw_t *s = *state;
+    hr_dloop_t *l = loop_new(0, 0);
+    treq_t t;
+    raw_treq(&t, s, "/bytewise");
+    run_one(l, &t, 0);
+    hr_dloop_req_t *q = &t.req;
+    assert_int_equal(q->error, 0);
+    assert_int_equal(q->status, 200);
+    assert_string_equal((char *)q->resp_body.data, "{\"ok\":true}");
+    assert_string_equal(q->resp_content_type, "application/json");
+    assert_int_equal(q->resp_ce_count, 2);
+    assert_string_equal(q->resp_ce[0].name, "ce-id");
+    assert_string_equal(q->resp_ce[0].value, "b1");
+    assert_string_equal(q->resp_ce[1].name, "ce-type");
+    assert_string_equal(q->resp_ce[1].value, "com.example.bytes");
+    assert_transport(l);
+    hr_dloop_destroy(l);
+    hr_dloop_req_free(q);
+    assert_int_equal(read_int(&g_bad), 0);
+}
+
+/* Malformed responses fail with HR_EIO; the next request still works. */
+static void test_raw_malformed(void **state)
+{
+    reset_globals();
+    raw_t *s = *state;
+    hr_dloop_t *l = loop_new(0, 0);
+    static const char *const paths[] = {"/malformed", "/badheader"};
+    int n = 0;
+    for (size_t i = 0; i < 2; i++) {
+        treq_t t;
+        raw_treq(&t, s, paths[i]);
+        run_one(l, &t, n++);
+        print_message("    %s: %d %s (curl_code %d)\n", paths[i], t.req.error, t.req.error_text,
+                      t.req.curl_code);
+        if (g_curl_only) {
+            /* libcurl reads "2x0" as an unsupported protocol (HR_EINVAL). */
+            assert_true(t.req.error == HR_EIO || t.req.error == HR_EINVAL);
+        } else {
+            assert_int_equal(t.req.error, HR_EIO);
+        }
+        assert_true(t.req.curl_code != 0);
+        assert_true(strlen(t.req.error_text) > 0);
+        if (!g_curl_only) {
+            assert_int_equal(t.req.curl_code, 8); /* CURLE_WEIRD_SERVER_REPLY */
+            assert_non_null(strstr(t.req.error_text, "Malformed HTTP response at byte"));
+        }
+        hr_dloop_req_free(&t.req);
+    }
+    treq_t t;
+    raw_treq(&t, s, "/ok");
+    run_one(l, &t, n++);
+    assert_int_equal(t.req.status, 200);
+    hr_dloop_req_free(&t.req);
+    hr_dloop_destroy(l);
+    assert_int_equal(read_int(&g_bad), 0);
+}
+
+/* A sink that closes a reused keep-alive connection instead of answering: retried once on a
+ * fresh connection, invisibly. One that closes idle connections: noticed, not reused. */
+static void test_raw_reused_connection_dropped(void **state)
+{
+    reset_globals();
+    raw_t *s = *state;
+    hr_dloop_t *l = loop_new(0, 0);
+    treq_t a, b;
+    raw_treq(&a, s, "/drop2");
+    run_one(l, &a, 0);
+    assert_int_equal(a.req.status, 200);
+    raw_treq(&b, s, "/drop2");
+    run_one(l, &b, 1);
+    assert_int_equal(b.req.error, 0);
+    assert_int_equal(b.req.status, 200);
+    assert_string_equal((char *)b.req.resp_body.data, "ok");
+    assert_int_equal(atomic_load(&s->accepts), 2);
+    assert_int_equal(atomic_load(&s->requests), 3);
+
+    /* The sink closes each connection right after its answer. */
+    int n = 2;
+    for (int i = 0; i < 3; i++) {
+        treq_t t;
+        raw_treq(&t, s, "/idleclose");
+        run_one(l, &t, n++);
+        assert_int_equal(t.req.error, 0);
+        assert_int_equal(t.req.status, 200);
+        hr_dloop_req_free(&t.req);
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    /* The first went on the second /drop2 connection, the others each on a new one. */
+    assert_int_equal(atomic_load(&s->accepts), 4);
+    assert_int_equal(atomic_load(&s->requests), 6);
+    hr_dloop_stats_t st = inspect(l);
+    assert_int_equal(st.h1_connections, 0); /* the sink's closes were noticed */
+    hr_dloop_destroy(l);
+    hr_dloop_req_free(&a.req);
+    hr_dloop_req_free(&b.req);
+    assert_int_equal(read_int(&g_bad), 0);
+}
+
+/* 24 requests, max_host_connections 3: never more than 3 open, all complete. While the sink
+ * holds them, 3 are on connections and 21 wait (checked by hr_dloop_validate). */
+static void test_raw_host_limit(void **state)
+{
+    reset_globals();
+    raw_t *s = *state;
+    enum { N = 24, LIMIT = 3 };
+    hr_dloop_t *l = loop_new(LIMIT, 0);
+    treq_t *r = calloc(N, sizeof *r);
+    for (int i = 0; i < N; i++) {
+        raw_treq(&r[i], s, "/hang");
+        r[i].req.timeout_ms = 20000;
+        assert_int_equal(hr_dloop_submit(l, &r[i].req), 0);
+    }
+    assert_true(wait_ge(&s->hanging, LIMIT, 10000));
+    hr_dloop_stats_t st = inspect(l);
+    assert_int_equal(st.in_flight, N);
+    assert_int_equal(st.h1_connections, g_curl_only ? 0 : LIMIT);
+    assert_int_equal(read_int(&s->hanging), LIMIT);
+    raw_release(s);
+    assert_true(wait_ge(&g_done, N, 20000));
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r[i].req.error, 0);
+        assert_int_equal(r[i].req.status, 200);
+    }
+    print_message("    %d requests over %d connections (at most %d open)\n", N,
+                  atomic_load(&s->accepts), atomic_load(&s->open_max));
+    assert_true(atomic_load(&s->open_max) <= LIMIT);
+    assert_true(atomic_load(&s->accepts) <= LIMIT);
+
+    /* Again without parking, many times over: the limit holds under churn too. */
+    reset_globals();
+    for (int i = 0; i < N; i++) {
+        hr_dloop_req_reset(&r[i].req);
+        r[i].n_done = 0;
+        raw_url(s, "/slow", r[i].url, sizeof r[i].url);
+        assert_int_equal(hr_dloop_submit(l, &r[i].req), 0);
+    }
+    assert_true(wait_ge(&g_done, N, 20000));
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r[i].req.status, 200);
+    }
+    assert_true(atomic_load(&s->open_max) <= LIMIT);
+    st = inspect(l);
+    assert_int_equal(st.in_flight, 0);
+    hr_dloop_destroy(l);
+    for (int i = 0; i < N; i++) {
+        hr_dloop_req_free(&r[i].req);
+    }
+    free(r);
+    assert_int_equal(read_int(&g_bad), 0);
+}
+
+/* Timeouts: a hanging sink, and a request that waits for a free connection all along. */
+static void test_raw_timeouts(void **state)
+{
+    reset_globals();
+    raw_t *s = *state;
+    hr_dloop_t *l = loop_new(1, 0);
+    enum { HANG_MS = 1000, QUEUED_MS = 300 };
+    treq_t hang, queued;
+    raw_treq(&hang, s, "/hang");
+    hang.req.timeout_ms = HANG_MS;
+    raw_treq(&queued, s, "/ok");
+    queued.req.timeout_ms = QUEUED_MS; /* expires while the only connection is busy */
+    assert_int_equal(hr_dloop_submit(l, &hang.req), 0);
+    assert_true(wait_ge(&s->hanging, 1, 10000));
+    assert_int_equal(hr_dloop_submit(l, &queued.req), 0);
+    assert_true(wait_ge(&g_done, 2, 10000));
+    treq_t *both[] = {&hang, &queued};
+    const uint32_t ms[] = {HANG_MS, QUEUED_MS};
+    for (int i = 0; i < 2; i++) {
+        hr_dloop_req_t *q = &both[i]->req;
+        print_message("    %s: %s\n", i == 0 ? "on a connection" : "waiting", q->error_text);
+        assert_int_equal(q->error, HR_ETIMEOUT);
+        assert_int_equal(q->curl_code, 28); /* CURLE_OPERATION_TIMEDOUT */
+        assert_int_equal(q->status, 0);
+        /* libcurl words a timeout while waiting for a connection as a resolve failure. */
+        assert_true(strlen(q->error_text) > 0);
+        if (!g_curl_only) {
+            assert_non_null(strstr(q->error_text, "Operation timed out after"));
+        }
+        assert_true(q->latency_us + 2000 >= ms[i] * 1000ull);
+        assert_true(q->latency_us < 5 * 1000000ull);
+    }
+    if (!g_curl_only) {
+        /* On time while waiting. libcurl notices a waiting transfer's deadline only when a
+         * connection frees up (here when the other one times out). */
+        assert_true(queued.req.latency_us < HANG_MS * 1000ull);
+    }
+    assert_int_equal(atomic_load(&s->requests), 1); /* the queued one never went out */
+    /* The timed-out connection was closed; the next request gets a new one. */
+    raw_release(s);
+    treq_t after;
+    raw_treq(&after, s, "/ok");
+    run_one(l, &after, 2);
+    assert_int_equal(after.req.status, 200);
+    hr_dloop_destroy(l);
+    hr_dloop_req_free(&hang.req);
+    hr_dloop_req_free(&queued.req);
+    hr_dloop_req_free(&after.req);
+    assert_int_equal(read_int(&g_bad), 0);
+}
+
+/* Connection refused, to 127.0.0.1 and to localhost. */
+static void test_raw_refused(void **state)
+{
+    reset_globals();
+    (void)state;
+    hr_dloop_t *l = loop_new(0, 0);
+    uint16_t port;
+    int fd = refused_port(&port);
+    char url[128];
+    treq_t a, b;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/x", (unsigned)port);
+    treq_init(&a, NULL, url);
+    snprintf(url, sizeof url, "http://localhost:%u/x", (unsigned)port);
+    treq_init(&b, NULL, url);
+    run_one(l, &a, 0);
+    run_one(l, &b, 1);
+    assert_int_equal(a.req.error, -ECONNREFUSED);
+    assert_int_equal(a.req.curl_code, 7); /* CURLE_COULDNT_CONNECT */
+    assert_int_equal(a.req.status, 0);
+    char want[64];
+    snprintf(want, sizeof want, "Failed to connect to 127.0.0.1 port %u", (unsigned)port);
+    assert_non_null(strstr(a.req.error_text, want));
+    /* libcurl may try ::1 first for localhost; either way the connection is refused. */
+    assert_int_equal(b.req.error, -ECONNREFUSED);
+    assert_int_equal(b.req.curl_code, 7);
+    hr_dloop_destroy(l);
+    hr_dloop_req_free(&a.req);
+    hr_dloop_req_free(&b.req);
+    close(fd);
+    assert_int_equal(read_int(&g_bad), 0);
+}
+
+/* Shutdown with requests on connections and requests waiting for one: all "shutting down". */
+static void test_raw_destroy_in_flight_and_waiting(void **state)
+{
+    reset_globals();
+    raw_t *s = *state;
+    enum { N = 6, LIMIT = 2 };
+    hr_dloop_t *l = loop_new(LIMIT, 0);
+    treq_t r[N];
+    for (int i = 0; i < N; i++) {
+        raw_treq(&r[i], s, "/hang");
+        r[i].req.timeout_ms = 60000;
+        assert_int_equal(hr_dloop_submit(l, &r[i].req), 0);
+    }
+    assert_true(wait_ge(&s->hanging, LIMIT, 10000));
+    hr_dloop_stats_t st = inspect(l);
+    assert_int_equal(st.in_flight, N);
+    assert_int_equal(st.timers, 0); /* request timeouts are the loop's own timers */
+    hr_dloop_destroy(l);
+    assert_int_equal(g_done, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r[i].n_done, 1);
+        assert_int_equal(r[i].req.error, HR_ECLOSED);
+        assert_string_equal(r[i].req.error_text, "shutting down");
+        assert_int_equal(r[i].req.status, 0);
+        hr_dloop_req_free(&r[i].req);
+    }
+    assert_int_equal(read_int(&g_bad), 0);
+}
+
+/* Requests that always go through libcurl, even on the h1 runs: unusual URLs and headers. */
+static void test_raw_curl_fallbacks(void **state)
+{
+    reset_globals();
+    raw_t *s = *state;
+    hr_dloop_t *l = loop_new(0, 0);
+    treq_t t;
+    int n = 0;
+    /* A Connection header is left to libcurl. */
+    raw_treq(&t, s, "/close");
+    assert_int_equal(hr_dloop_req_add_header(&t.req, "Connection", "close"), 0);
+    run_one(l, &t, n++);
+    assert_int_equal(t.req.status, 200);
+    hr_dloop_req_free(&t.req);
+    /* A dot segment is normalised by libcurl. */
+    raw_treq(&t, s, "/x/../ok");
+    run_one(l, &t, n++);
+    assert_int_equal(t.req.status, 200);
+    assert_string_equal((char *)t.req.resp_body.data, "ok");
+    hr_dloop_req_free(&t.req);
+    hr_dloop_stats_t st = inspect(l);
+    assert_int_equal(st.h1_connections, 0);
+    /* A query string and a fragment go the fast way (the fragment is not sent). */
+    raw_treq(&t, s, "/ok?a=1&b=%20#frag");
+    run_one(l, &t, n++);
+    assert_int_equal(t.req.status, 404); /* raw matches the path with its query */
+    hr_dloop_req_free(&t.req);
+    assert_transport(l);
+    hr_dloop_destroy(l);
+    assert_int_equal(read_int(&g_bad), 0);
+}
+
+#define BOTH(fn, setup, teardown)                                                                  \
+    {#fn "/curl", fn, setup##_curl, teardown, NULL},                                               \
+    {                                                                                              \
+#fn "/h1", fn, setup##_h1, teardown, NULL                                                  \
+    }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_header_validation, sink_setup, sink_teardown),
-        cmocka_unit_test_setup_teardown(test_statuses_and_captures, sink_setup, sink_teardown),
-        cmocka_unit_test_setup_teardown(test_request_exactly_as_sent, sink_setup, sink_teardown),
-        cmocka_unit_test_setup_teardown(test_many_concurrent, sink_setup, sink_teardown),
-        cmocka_unit_test_setup_teardown(test_keepalive_reuse, sink_setup, sink_teardown),
-        cmocka_unit_test_setup_teardown(test_retry_reuses_request, sink_setup, sink_teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_with_timers_running, sink_setup,
-                                        sink_teardown),
+        BOTH(test_header_validation, sink_setup, sink_teardown),
+        BOTH(test_statuses_and_captures, sink_setup, sink_teardown),
+        BOTH(test_request_exactly_as_sent, sink_setup, sink_teardown),
+        BOTH(test_many_concurrent, sink_setup, sink_teardown),
+        BOTH(test_keepalive_reuse, sink_setup, sink_teardown),
+        BOTH(test_retry_reuses_request, sink_setup, sink_teardown),
+        BOTH(test_timeout_with_timers_running, sink_setup, sink_teardown),
+        BOTH(test_destroy_in_flight, sink_setup, sink_teardown),
+        BOTH(test_raw_keepalive_and_framing, raw_setup, raw_teardown),
+        BOTH(test_raw_connection_close, raw_setup, raw_teardown),
+        BOTH(test_raw_bytewise, raw_setup, raw_teardown),
+        BOTH(test_raw_malformed, raw_setup, raw_teardown),
+        BOTH(test_raw_reused_connection_dropped, raw_setup, raw_teardown),
+        BOTH(test_raw_host_limit, raw_setup, raw_teardown),
+        BOTH(test_raw_timeouts, raw_setup, raw_teardown),
+        BOTH(test_raw_refused, raw_setup, raw_teardown),
+        BOTH(test_raw_destroy_in_flight_and_waiting, raw_setup, raw_teardown),
+        BOTH(test_raw_curl_fallbacks, raw_setup, raw_teardown),
         cmocka_unit_test(test_timers_model),
         cmocka_unit_test(test_timers_realtime),
         cmocka_unit_test(test_post_from_threads),
         cmocka_unit_test(test_post_backpressure),
-        cmocka_unit_test_setup_teardown(test_destroy_in_flight, sink_setup, sink_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1481 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The delivery loop's own HTTP/1.1 client: plain http:// requests to an IPv4/IPv6 literal or
+ * localhost, without a proxy, run here instead of through libcurl (whose per-request cost,
+ * mallocs, liveness poll() on every reuse and epoll_ctl churn were half the loop's CPU).
+ * hr__dloop_req_start() (loop_http.c) offers every request to hr__h1_start(); what it does
+ * not take (https, proxies, host names, unusual headers or URLs) goes to libcurl unchanged.
+ * Everything here runs on the delivery loop thread.
+ *
+ * Pools. One pool per (address, port) holds its open connections (idle ones LIFO, so the
+ * warmest is reused and the coldest ages out) and a FIFO of requests waiting for one. A pool
+ * opens at most opts.max_host_connections connections and all pools together at most
+ * opts.max_connections (libcurl counts its own against the same limits). When the total is
+ * reached, an idle connection of another pool is closed to make room; otherwise the request
+ * waits, and every connection that frees up (response done, closed) goes to the head of the
+ * queue first, before done() runs. Its timeout runs while it waits.
+ *
+ * A connection (non-blocking, TCP_NODELAY) is registered once, at connect, with
+ * EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET and key = its address | HR__DLOOP_H1_TAG; close()
+ * removes it (herald never forks, so no other process holds the socket open), so a connection
+ * costs one epoll_ctl in its lifetime. Edge-triggered, so:
+ *   - a request is written at once when it gets a connection (one sendmsg of [head, body]);
+ *     a short write keeps its offset and continues on the next EPOLLOUT edge;
+ *   - reads continue until a short read (the receive queue was emptied, epoll(7)) or EAGAIN,
+ *     and until EOF when the event carried EPOLLRDHUP/EPOLLHUP;
+ *   - any readiness on an idle connection (data, FIN, error) closes it: the peer gave up on it.
+ *
+ * States of a connection:
+ *     CONNECTING --connected--> WRITING --all sent--> READING --response done--> IDLE
+ *          ^                                     (keep-alive)            |   ^
+ *          |                                                             |   |
+ *          +-- (new connection for a request)       IDLE --request-->  WRITING
+ *     any --error, timeout, Connection: close, cancel--> CLOSED (freed after the epoll batch)
+ * A response may complete before the request is fully written (a sink answering early): the
+ * connection is then closed, never reused.
+ *
+ * Responses are parsed by nodejs' http_parser (hr__h1_resp_*, also driven by the fuzzer):
+ * 1xx responses are skipped, HEAD responses have no body, bodies come by Content-Length,
+ * chunked, or until close. Headers and body go through loop_http.c's capture helpers, so both
+ * transports give identical results.
+ *
+ * Failures (error, curl_code, error_text in libcurl's words, so logs and dead letters read
+ * the same): connect errors -errno / CURLE_COULDNT_CONNECT; timeouts HR_ETIMEOUT /
+ * CURLE_OPERATION_TIMEDOUT; malformed responses HR_EIO / CURLE_WEIRD_SERVER_REPLY naming the
+ * parser's error and byte; a peer that closes early HR_EIO / CURLE_GOT_NOTHING or
+ * CURLE_PARTIAL_FILE; send/receive errors HR_EIO / CURLE_SEND_ERROR or CURLE_RECV_ERROR. A
+ * reused keep-alive connection that fails before any response byte (the sink closed it while
+ * idle) is retried once on a fresh connection, as libcurl does. done() never runs inside
+ * hr_dloop_submit(): failures found while starting are reported from a due timer.
+ *
+ * Steady state allocates nothing per request: connections keep their head buffer and parser
+ * buffers, closed ones are kept (up to SPARE_MAX) for reuse, one read buffer serves all.
+ */
+#include "delivery/loop_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/err.h"
+
+#define RBUF_SIZE (64 * 1024)
+#define IDLE_MAX_NS (60 * UINT64_C(1000000000)) /* idle connections and unused pools */
+#define SWEEP_EVERY_NS (10 * UINT64_C(1000000000))
+#define SPARE_MAX 64 /* closed connections kept for reuse */
+
+typedef struct hr__h1_pool pool_t;
+typedef struct hr__h1_conn conn_t;
+
+typedef struct pool_key {
+    uint16_t family; /* AF_INET or AF_INET6 */
+    uint16_t port;   /* host order */
+    uint8_t addr[16];
+} pool_key_t;
+
+struct hr__h1_pool {
+    pool_key_t key;
+    pool_t *hnext;            /* hash chain */
+    pool_t *wprev, *wnext;    /* l->h1.wait_pools, while wait_head != NULL */
+    conn_t *idle, *idle_tail; /* idle connections, most recently used first */
+    conn_t *busy;             /* connections with a request */
+    size_t n_open;            /* idle + busy */
+    size_t n_idle;
+    hr_dloop_req_t *wait_head, *wait_tail; /* requests waiting for a connection, FIFO */
+    size_t n_wait;
+    size_t n_reqs;            /* in-flight requests that point here (the pool outlives them) */
+    uint64_t unused_since_ns; /* when n_open and n_reqs last reached 0 */
+};
+
+enum conn_state { C_CONNECTING, C_WRITING, C_READING, C_IDLE, C_CLOSED };
+
+struct hr__h1_conn {
+    int fd;
+    enum conn_state state;
+    pool_t *pool;
+    hr_dloop_req_t *req; /* the request it carries (CONNECTING, WRITING, READING) */
+    conn_t *prev, *next; /* the pool's idle or busy list; next: l->h1.closed, spare */
+    bool reused;         /* completed a response before the current request */
+    uint64_t idle_since_ns;
+    size_t w_off, w_len; /* bytes of head + body written, to write */
+    hr_buf_t head;       /* the request head, rebuilt for each request */
+    hr__h1_resp_t resp;
+};
+
+static void on_req_timer(hr_dloop_timer_t *t, void *arg);
+static void connect_for(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req);
+static int build_head(const hr_dloop_t *l, const hr_dloop_req_t *req, hr_buf_t *b);
+
+/* ---- the loop's own timers (not counted in hr_dloop_stats) ---- */
+
+static void itimer_start(hr_dloop_t *l, hr_dloop_timer_t *t, uint64_t deadline_ns,
+                         hr_dloop_timer_fn cb, void *arg)
+{
+    if (!hr_dloop_timer_is_active(t)) {
+        l->h1.n_timers++;
+    }
+    hr_dloop_timer_start(l, t, deadline_ns, cb, arg);
+}
+
+static void itimer_stop(hr_dloop_t *l, hr_dloop_timer_t *t)
+{
+    if (hr_dloop_timer_is_active(t)) {
+        l->h1.n_timers--;
+        hr_dloop_timer_stop(l, t);
+    }
+}
+
+/* ---- eligibility: the URL and headers ---- */
+
+void hr__h1_note_header(hr_dloop_req_t *req, const char *name)
+{
+    /* Headers that frame the message or manage the connection are libcurl's business. */
+    static const char *const curl_only[] = {
+        "content-length", "transfer-encoding", "connection",       "expect", "te",
+        "upgrade",        "keep-alive",        "proxy-connection", "trailer"};
+    if (strcasecmp(name, "host") == 0) {
+        req->priv.h1_hdr_flags |= HR__H1_HDR_HOST;
+    } else if (strcasecmp(name, "user-agent") == 0) {
+        req->priv.h1_hdr_flags |= HR__H1_HDR_USER_AGENT;
+    } else if (strcasecmp(name, "accept") == 0) {
+        req->priv.h1_hdr_flags |= HR__H1_HDR_ACCEPT;
+    } else {
+        for (size_t i = 0; i < sizeof curl_only / sizeof *curl_only; i++) {
+            if (strcasecmp(name, curl_only[i]) == 0) {
+                req->priv.h1_hdr_flags |= HR__H1_HDR_CURL;
+            }
+        }
+    }
+}
+
+static bool is_token(const char *s)
+{
+    if (*s == '\0') {
+        return false;
+    }
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= ' ' || c >= 127 || strchr("\"(),/:;<=>?@[\\]{}", c) != NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* True when the request target is sent by libcurl byte for byte: printable ASCII without
+ * spaces, and no "." or ".." segment (libcurl would remove those). */
+static bool plain_target(const char *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c <= ' ' || c >= 127) {
+            return false;
+        }
+        if (c == '/' && i + 1 < n && t[i + 1] == '.') {
+            size_t j = i + 2 < n && t[i + 2] == '.' ? i + 3 : i + 2;
+            if (j >= n || t[j] == '/' || t[j] == '?') {
+                return false;
+            }
+        }
+        if (c == '?') {
+            break; /* the query is sent as is */
+        }
+    }
+    return true;
+}
+
+/* Decides whether `req` can take the fast path; if so fills `key` and the priv.h1_* URL
+ * fields. The URL must be http://<IPv4 | [IPv6] | localhost>[:port][/path][?query][#frag]
+ * with nothing libcurl would rewrite. */
+static bool parse_target(const hr_dloop_t *l, hr_dloop_req_t *req, pool_key_t *key)
+{
+    if (l->curl_only || l->env_proxy || (l->proxy != NULL && l->proxy[0] != '\0') ||
+        (req->priv.h1_hdr_flags & HR__H1_HDR_CURL)) {
+        return false;
+    }
+    const char *m = req->method != NULL ? req->method : "POST";
+    const char *url = req->url;
+    size_t len = strlen(url);
+    if (!is_token(m) || len < 8 || len >= UINT16_MAX || strncasecmp(url, "http://", 7) != 0) {
+        return false;
+    }
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(url, len, 0, &u) != 0) {
+        return false;
+    }
+    unsigned set = u.field_set;
+    if (!(set & (1u << UF_HOST)) || (set & (1u << UF_USERINFO)) ||
+        ((set & (1u << UF_QUERY)) && !(set & (1u << UF_PATH)))) {
+        return false;
+    }
+    size_t h_off = u.field_data[UF_HOST].off, h_len = u.field_data[UF_HOST].len;
+    char host[INET6_ADDRSTRLEN + 1];
+    if (h_len == 0 || h_len >= sizeof host) {
+        return false;
+    }
+    memcpy(host, url + h_off, h_len);
+    host[h_len] = '\0';
+    bool bracketed = url[h_off - 1] == '[';
+    memset(key, 0, sizeof *key);
+    if (!bracketed && strcasecmp(host, "localhost") == 0) {
+        key->family = AF_INET;
+        uint32_t lo = htonl(INADDR_LOOPBACK);
+        memcpy(key->addr, &lo, 4);
+    } else if (!bracketed && inet_pton(AF_INET, host, key->addr) == 1) {
+        key->family = AF_INET;
+    } else if (bracketed && inet_pton(AF_INET6, host, key->addr) == 1) {
+        key->family = AF_INET6;
+    } else {
+        return false;
+    }
+    key->port = 80;
+    if (set & (1u << UF_PORT)) {
+        if (u.port == 0) {
+            return false;
+        }
+        key->port = u.port;
+    }
+    size_t t_off = 0, t_len = 0;
+    if (set & (1u << UF_PATH)) {
+        t_off = u.field_data[UF_PATH].off;
+        size_t end = t_off + u.field_data[UF_PATH].len;
+        if (set & (1u << UF_QUERY)) {
+            end = u.field_data[UF_QUERY].off + u.field_data[UF_QUERY].len;
+        }
+        t_len = end - t_off;
+        if (!plain_target(url + t_off, t_len)) {
+            return false;
+        }
+    }
+    req->priv.h1_target_off = (uint16_t)t_off;
+    req->priv.h1_target_len = (uint16_t)t_len;
+    req->priv.h1_host_off = (uint16_t)h_off;
+    req->priv.h1_host_len = (uint16_t)h_len;
+    req->priv.h1_port = key->port;
+    req->priv.h1_ipv6 = key->family == AF_INET6;
+    return true;
+}
+
+/* ---- pools ---- */
+
+static bool key_equal(const pool_key_t *a, const pool_key_t *b)
+{
+    return a->family == b->family && a->port == b->port && memcmp(a->addr, b->addr, 16) == 0;
+}
+
+static size_t key_hash(const pool_key_t *k)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    h = (h ^ k->family) * 1099511628211ull;
+    h = (h ^ k->port) * 1099511628211ull;
+    for (size_t i = 0; i < 16; i++) {
+        h = (h ^ k->addr[i]) * 1099511628211ull;
+    }
+    return (size_t)(h ^ (h >> 32));
+}
+
+static void buckets_grow(hr__h1_t *h)
+{
+    size_t n = h->n_buckets ? h->n_buckets * 2 : 16;
+    pool_t **b = hr_xcalloc(n, sizeof *b);
+    for (size_t i = 0; i < h->n_buckets; i++) {
+        pool_t *p = h->buckets[i];
+        while (p != NULL) {
+            pool_t *next = p->hnext;
+            size_t j = key_hash(&p->key) & (n - 1);
+            p->hnext = b[j];
+            b[j] = p;
+            p = next;
+        }
+    }
+    free(h->buckets);
+    h->buckets = b;
+    h->n_buckets = n;
+}
+
+static void on_sweep(hr_dloop_timer_t *t, void *arg);
+
+/* Finds or creates the pool for `key`. Pools are small control structures: aborting alloc. */
+static pool_t *pool_get(hr_dloop_t *l, const pool_key_t *key)
+{
+    hr__h1_t *h = &l->h1;
+    if (h->n_buckets > 0) {
+        for (pool_t *p = h->buckets[key_hash(key) & (h->n_buckets - 1)]; p != NULL; p = p->hnext) {
+            if (key_equal(&p->key, key)) {
+                return p;
+            }
+        }
+    }
+    if (h->n_pools >= h->n_buckets) {
+        buckets_grow(h);
+    }
+    pool_t *p = hr_xcalloc(1, sizeof *p);
+    p->key = *key;
+    size_t i = key_hash(key) & (h->n_buckets - 1);
+    p->hnext = h->buckets[i];
+    h->buckets[i] = p;
+    h->n_pools++;
+    if (!hr_dloop_timer_is_active(&h->sweep)) {
+        itimer_start(l, &h->sweep, hr_mono_ns() + SWEEP_EVERY_NS, on_sweep, l);
+    }
+    return p;
+}
+
+static void wait_push(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
+{
+    req->priv.h1_waiting = true;
+    req->priv.h1_wnext = NULL;
+    req->priv.h1_wprev = p->wait_tail;
+    if (p->wait_tail != NULL) {
+        p->wait_tail->priv.h1_wnext = req;
+    } else {
+        p->wait_head = req;
+        /* The pool now has waiters: list it for kick_all(). */
+        p->wprev = NULL;
+        p->wnext = l->h1.wait_pools;
+        if (l->h1.wait_pools != NULL) {
+            l->h1.wait_pools->wprev = p;
+        }
+        l->h1.wait_pools = p;
+    }
+    p->wait_tail = req;
+    p->n_wait++;
+}
+
+static void wait_remove(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
+{
+    HR_ASSERT(req->priv.h1_waiting);
+    hr_dloop_req_t *prev = req->priv.h1_wprev, *next = req->priv.h1_wnext;
+    if (prev != NULL) {
+        prev->priv.h1_wnext = next;
+    } else {
+        p->wait_head = next;
+    }
+    if (next != NULL) {
+        next->priv.h1_wprev = prev;
+    } else {
+        p->wait_tail = prev;
+    }
+    req->priv.h1_waiting = false;
+    req->priv.h1_wprev = req->priv.h1_wnext = NULL;
+    p->n_wait--;
+    if (p->wait_head == NULL) {
+        if (p->wprev != NULL) {
+            p->wprev->wnext = p->wnext;
+        } else {
+            l->h1.wait_pools = p->wnext;
+        }
+        if (p->wnext != NULL) {
+            p->wnext->wprev = p->wprev;
+        }
+        p->wprev = p->wnext = NULL;
+    }
+}
+
+/* ---- connection lists ---- */
+
+static void list_push(conn_t **head, conn_t *c)
+{
+    c->prev = NULL;
+    c->next = *head;
+    if (*head != NULL) {
+        (*head)->prev = c;
+    }
+    *head = c;
+}
+
+static void list_remove(conn_t **head, conn_t *c)
+{
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        *head = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    c->prev = c->next = NULL;
+}
+
+static void idle_remove(hr_dloop_t *l, conn_t *c)
+{
+    pool_t *p = c->pool;
+    if (p->idle_tail == c) {
+        p->idle_tail = c->prev;
+    }
+    list_remove(&p->idle, c);
+    p->n_idle--;
+    l->h1.n_idle--;
+}
+
+/* Closes `c` (any state but CLOSED), detaching its request if any (the caller completes or
+ * re-dispatches that), and queues the struct for hr__h1_reap(). Frees no waiter's slot by
+ * itself: callers run kick_all() when appropriate. */
+static void conn_close(hr_dloop_t *l, conn_t *c)
+{
+    HR_ASSERT(c->state != C_CLOSED);
+    pool_t *p = c->pool;
+    if (c->state == C_IDLE) {
+        idle_remove(l, c);
+    } else {
+        list_remove(&p->busy, c);
+    }
+    p->n_open--;
+    l->h1.n_open--;
+    if (p->n_open == 0 && p->n_reqs == 0) {
+        p->unused_since_ns = hr_mono_ns();
+    }
+    close(c->fd);
+    c->fd = -1;
+    if (c->req != NULL) {
+        c->req->priv.h1_conn = NULL;
+        c->req = NULL;
+    }
+    c->state = C_CLOSED;
+    c->pool = NULL;
+    c->next = l->h1.closed;
+    l->h1.closed = c;
+}
+
+static void conn_free(conn_t *c)
+{
+    hr_buf_free(&c->head);
+    hr__h1_resp_free(&c->resp);
+    free(c);
+}
+
+/* Frees the closed connections, or keeps up to SPARE_MAX of them for reuse. */
+static void reap(hr_dloop_t *l, bool keep_spares)
+{
+    while (l->h1.closed != NULL) {
+        conn_t *c = l->h1.closed;
+        l->h1.closed = c->next;
+        if (keep_spares && l->h1.n_spare < SPARE_MAX) {
+            c->next = l->h1.spare;
+            l->h1.spare = c;
+            l->h1.n_spare++;
+        } else {
+            conn_free(c);
+        }
+    }
+}
+
+void hr__h1_reap(hr_dloop_t *l)
+{
+    reap(l, true);
+}
+
+/* Closes one idle connection of a pool other than `p` to make room under max_connections:
+ * the least recently used of the first pool found with one. Returns true if it did. */
+static bool evict_idle(hr_dloop_t *l, const pool_t *p)
+{
+    hr__h1_t *h = &l->h1;
+    if (h->n_idle == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < h->n_buckets; i++) {
+        for (pool_t *q = h->buckets[i]; q != NULL; q = q->hnext) {
+            if (q != p && q->idle_tail != NULL) {
+                conn_close(l, q->idle_tail);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* True when `p` may open one more connection now (evicting another pool's idle one if the
+ * total limit requires it). */
+static bool has_room(hr_dloop_t *l, const pool_t *p)
+{
+    if (p->n_open >= l->h1.max_host_conns) {
+        return false;
+    }
+    return l->h1.n_open < l->h1.max_conns || evict_idle(l, p);
+}
+
+/* ---- completing requests ---- */
+
+static void kick_all(hr_dloop_t *l);
+
+/* Completes `req` (no longer on a connection or queue): result, latency, then done(). Freed
+ * capacity goes to waiting requests first, so queues stay FIFO. `text` may be NULL when
+ * error_text was already written. */
+static void finish(hr_dloop_t *l, hr_dloop_req_t *req, int err, int curl_code, const char *text)
+{
+    HR_ASSERT(req->priv.h1 && req->priv.h1_conn == NULL && !req->priv.h1_waiting);
+    pool_t *p = req->priv.h1_pool;
+    itimer_stop(l, &req->priv.h1_timer);
+    req->latency_us = (hr_mono_ns() - req->priv.start_ns) / 1000;
+    req->error = err;
+    req->curl_code = curl_code;
+    if (err == 0) {
+        req->error_text[0] = '\0';
+    } else if (text != NULL) {
+        snprintf(req->error_text, sizeof req->error_text, "%s", text);
+    }
+    if (req->priv.oom && err != 0) {
+        req->error = HR_ENOMEM;
+        req->curl_code = CURLE_OUT_OF_MEMORY;
+        snprintf(req->error_text, sizeof req->error_text, "out of memory receiving the response");
+    }
+    if (hr__dloop_publish_headers(req) != 0 && req->error == 0) {
+        req->error = HR_ENOMEM;
+        req->curl_code = CURLE_OUT_OF_MEMORY;
+        snprintf(req->error_text, sizeof req->error_text,
+                 "out of memory keeping the response headers");
+    }
+    if (--p->n_reqs == 0 && p->n_open == 0) {
+        p->unused_since_ns = hr_mono_ns();
+    }
+    req->priv.h1 = false;
+    req->priv.h1_pool = NULL;
+    hr__dloop_active_remove(l, req);
+    req->priv.state = HR__DLOOP_REQ_IDLE;
+    kick_all(l);
+    req->done(req);
+}
+
+/* Reports a failure found while starting or handing out connections, where done() must not
+ * run yet (we may be inside hr_dloop_submit()): a due timer completes the request on the next
+ * iteration. The request must be off its connection and queue. */
+static void fail_soon(hr_dloop_t *l, hr_dloop_req_t *req, int err, int curl_code, const char *text)
+{
+    req->priv.h1_err = err;
+    req->priv.h1_curl_code = curl_code;
+    snprintf(req->error_text, sizeof req->error_text, "%s", text);
+    itimer_start(l, &req->priv.h1_timer, 0, on_req_timer, req);
+}
+
+/* Closes `c` and completes its request now with the failure. */
+static void conn_fail(hr_dloop_t *l, conn_t *c, int err, int curl_code, const char *text)
+{
+    hr_dloop_req_t *req = c->req;
+    conn_close(l, c);
+    finish(l, req, err, curl_code, text);
+}
+
+static void on_req_timer(hr_dloop_timer_t *t, void *arg)
+{
+    hr_dloop_req_t *req = arg;
+    hr_dloop_t *l = req->priv.loop;
+    l->h1.n_timers--;
+    if (req->priv.h1_err != 0) {
+        finish(l, req, req->priv.h1_err, req->priv.h1_curl_code, NULL);
+        return;
+    }
+    conn_t *c = req->priv.h1_conn;
+    size_t got = c != NULL ? c->resp.n_fed : 0;
+    if (c != NULL) {
+        conn_close(l, c); /* mid-request: unusable */
+    } else if (req->priv.h1_waiting) {
+        wait_remove(l, req->priv.h1_pool, req);
+    }
+    char text[128];
+    snprintf(text, sizeof text,
+             "Operation timed out after %llu milliseconds with %zu bytes received",
+             (unsigned long long)((hr_mono_ns() - req->priv.start_ns) / 1000000), got);
+    finish(l, req, HR_ETIMEOUT, CURLE_OPERATION_TIMEDOUT, text);
+}
+
+/* ---- the request head ---- */
+
+static int put(hr_buf_t *b, const char *s, size_t n)
+{
+    return hr_buf_append(b, s, n);
+}
+
+static int puts_(hr_buf_t *b, const char *s)
+{
+    return hr_buf_append(b, s, strlen(s));
+}
+
+static int put_u64(hr_buf_t *b, uint64_t v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return put(b, d + i, sizeof d - i);
+}
+
+static bool sends_body(const hr_dloop_req_t *req)
+{
+    const char *m = req->method != NULL ? req->method : "POST";
+    return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0;
+}
+
+static bool is_head(const hr_dloop_req_t *req)
+{
+    return req->method != NULL && strcmp(req->method, "HEAD") == 0;
+}
+
+/* Prepares `c` to carry `req`: the head, the write offset, the response parser. Returns 0 or
+ * HR_ENOMEM. */
+static int prepare(const hr_dloop_t *l, conn_t *c, hr_dloop_req_t *req)
+{
+    if (build_head(l, req, &c->head) != 0) {
+        return HR_ENOMEM;
+    }
+    c->w_off = 0;
+    c->w_len = c->head.len + (sends_body(req) ? req->body.len : 0);
+    hr__h1_resp_begin(&c->resp, req, l->max_body_bytes, is_head(req));
+    return 0;
+}
+
+/* Writes the request line and headers into `b`: the same request libcurl sends (Host,
+ * User-Agent, Accept, Content-Length unless GET/HEAD, the caller's headers). Returns 0 or
+ * HR_ENOMEM. */
+static int build_head(const hr_dloop_t *l, const hr_dloop_req_t *req, hr_buf_t *b)
+{
+    const char *url = req->url;
+    const struct hr_dloop_req_priv *pv = &req->priv;
+    b->len = 0;
+    int rc = puts_(b, req->method != NULL ? req->method : "POST");
+    rc |= put(b, " ", 1);
+    if (pv->h1_target_len > 0) {
+        rc |= put(b, url + pv->h1_target_off, pv->h1_target_len);
+    } else {
+        rc |= put(b, "/", 1);
+    }
+    rc |= put(b, " HTTP/1.1\r\n", 11);
+    if (!(pv->h1_hdr_flags & HR__H1_HDR_HOST)) {
+        /* As libcurl: the URL's host, and the port unless it is the default. */
+        rc |= put(b, "Host: ", 6);
+        rc |= pv->h1_ipv6 ? put(b, "[", 1) : 0;
+        rc |= put(b, url + pv->h1_host_off, pv->h1_host_len);
+        rc |= pv->h1_ipv6 ? put(b, "]", 1) : 0;
+        if (pv->h1_port != 80) {
+            rc |= put(b, ":", 1);
+            rc |= put_u64(b, pv->h1_port);
+        }
+        rc |= put(b, "\r\n", 2);
+    }
+    if (!(pv->h1_hdr_flags & HR__H1_HDR_USER_AGENT) && l->user_agent[0] != '\0') {
+        rc |= put(b, "User-Agent: ", 12);
+        rc |= puts_(b, l->user_agent);
+        rc |= put(b, "\r\n", 2);
+    }
+    if (!(pv->h1_hdr_flags & HR__H1_HDR_ACCEPT)) {
+        rc |= put(b, "Accept: */*\r\n", 13);
+    }
+    if (sends_body(req)) {
+        rc |= put(b, "Content-Length: ", 16);
+        rc |= put_u64(b, req->body.len);
+        rc |= put(b, "\r\n", 2);
+    }
+    /* The caller's lines are libcurl's "Name: value" or "Name;" (empty value, sent "Name:"). */
+    const char *line = (const char *)pv->hdrs.data;
+    for (size_t i = 0; i < pv->n_hdrs; i++) {
+        size_t n = strlen(line);
+        if (strchr(line, ':') != NULL) {
+            rc |= put(b, line, n);
+        } else {
+            rc |= put(b, line, n - 1);
+            rc |= put(b, ":", 1);
+        }
+        rc |= put(b, "\r\n", 2);
+        line += n + 1;
+    }
+    rc |= put(b, "\r\n", 2);
+    return rc != 0 ? HR_ENOMEM : 0;
+}
+
+/* ---- connections: writing ---- */
+
+/* Sends what the socket takes of [head, body] from w_off. Returns 0 (all sent, or the rest
+ * waits for EPOLLOUT) or -errno. */
+static int conn_send(conn_t *c)
+{
+    const hr_dloop_req_t *req = c->req;
+    size_t body_len = sends_body(req) ? req->body.len : 0;
+    while (c->w_off < c->w_len) {
+        struct iovec iov[2];
+        int n_iov = 0;
+        if (c->w_off < c->head.len) {
+            iov[n_iov].iov_base = c->head.data + c->w_off;
+            iov[n_iov++].iov_len = c->head.len - c->w_off;
+        }
+        if (body_len > 0) {
+            size_t b_off = c->w_off > c->head.len ? c->w_off - c->head.len : 0;
+            iov[n_iov].iov_base = (void *)(req->body.base + b_off);
+            iov[n_iov++].iov_len = body_len - b_off;
+        }
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->w_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return 0;
+        }
+        return n < 0 ? -errno : -EPIPE;
+    }
+    c->state = C_READING;
+    return 0;
+}
+
+/* Retries the request of `c` once on a fresh connection when `c` was a reused keep-alive
+ * connection that failed before any response byte arrived: the sink most likely closed it
+ * while it was idle. Returns true if it did (c is then closed). */
+static bool try_retry(hr_dloop_t *l, conn_t *c)
+{
+    hr_dloop_req_t *req = c->req;
+    if (!c->reused || c->resp.n_fed > 0 || req->priv.h1_retried) {
+        return false;
+    }
+    pool_t *p = c->pool;
+    req->priv.h1_retried = true;
+    conn_close(l, c);
+    /* Closing c freed a slot under both limits, so the fresh connection never waits. */
+    connect_for(l, p, req);
+    return true;
+}
+
+/* A send on `c` failed with -errno `rc`. `now`: done() may run (not inside a submit). */
+static void send_failed(hr_dloop_t *l, conn_t *c, int rc, bool now)
+{
+    if ((rc == -EPIPE || rc == -ECONNRESET) && try_retry(l, c)) {
+        return;
+    }
+    char text[160];
+    snprintf(text, sizeof text, "Failed sending the request: %s", strerror(-rc));
+    if (now) {
+        conn_fail(l, c, HR_EIO, CURLE_SEND_ERROR, text);
+    } else {
+        hr_dloop_req_t *req = c->req;
+        conn_close(l, c);
+        fail_soon(l, req, HR_EIO, CURLE_SEND_ERROR, text);
+    }
+}
+
+/* Makes `c` idle (most recently used first). */
+static void conn_idle(hr_dloop_t *l, conn_t *c)
+{
+    pool_t *p = c->pool;
+    list_remove(&p->busy, c);
+    c->state = C_IDLE;
+    c->reused = true;
+    c->idle_since_ns = hr_mono_ns();
+    list_push(&p->idle, c);
+    if (p->idle_tail == NULL) {
+        p->idle_tail = c;
+    }
+    p->n_idle++;
+    l->h1.n_idle++;
+}
+
+/* Gives `req` the connected connection `c` and sends what it can. Never completes `req`
+ * here (it may run inside hr_dloop_submit()). */
+static void attach(hr_dloop_t *l, conn_t *c, hr_dloop_req_t *req)
+{
+    HR_ASSERT(c->state == C_IDLE && c->req == NULL);
+    idle_remove(l, c);
+    list_push(&c->pool->busy, c);
+    c->state = C_WRITING;
+    c->req = req;
+    req->priv.h1_conn = c;
+    if (prepare(l, c, req) != 0) {
+        /* The connection is fine: give it back before failing the request. */
+        c->req = NULL;
+        req->priv.h1_conn = NULL;
+        conn_idle(l, c);
+        fail_soon(l, req, HR_ENOMEM, CURLE_OUT_OF_MEMORY, "out of memory building the request");
+        return;
+    }
+    int rc = conn_send(c);
+    if (rc != 0) {
+        send_failed(l, c, rc, false);
+    }
+}
+
+/* ---- connections: opening ---- */
+
+static void format_addr(const pool_t *p, char *out, size_t cap)
+{
+    if (inet_ntop(p->key.family, p->key.addr, out, (socklen_t)cap) == NULL) {
+        snprintf(out, cap, "?");
+    }
+}
+
+/* Fails `req` (off any connection) with connect error `err` (an errno value). */
+static void connect_failed(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req, int err, bool now)
+{
+    char addr[INET6_ADDRSTRLEN], text[256];
+    format_addr(p, addr, sizeof addr);
+    snprintf(text, sizeof text, "Failed to connect to %s port %u after %llu ms: %s", addr,
+             (unsigned)p->key.port,
+             (unsigned long long)((hr_mono_ns() - req->priv.start_ns) / 1000000), strerror(err));
+    int code = err > 0 && err < 4096 ? -err : HR_EIO;
+    if (now) {
+        finish(l, req, code, CURLE_COULDNT_CONNECT, text);
+    } else {
+        fail_soon(l, req, code, CURLE_COULDNT_CONNECT, text);
+    }
+}
+
+/* Opens a new connection of `p` for `req` (the caller checked the limits). Failures to even
+ * start connecting are reported with fail_soon(). */
+static void connect_for(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sslen;
+    if (p->key.family == AF_INET) {
+        struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons(p->key.port);
+        memcpy(&sa->sin_addr, p->key.addr, 4);
+        sslen = sizeof *sa;
+    } else {
+        struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&ss;
+        sa->sin6_family = AF_INET6;
+        sa->sin6_port = htons(p->key.port);
+        memcpy(&sa->sin6_addr, p->key.addr, 16);
+        sslen = sizeof *sa;
+    }
+    int fd = socket(p->key.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        connect_failed(l, p, req, errno, false);
+        return;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc;
+    do {
+        rc = connect(fd, (struct sockaddr *)&ss, sslen);
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0 && errno != EINPROGRESS) {
+        int err = errno;
+        close(fd);
+        connect_failed(l, p, req, err, false);
+        return;
+    }
+    conn_t *c = l->h1.spare;
+    if (c != NULL) {
+        l->h1.spare = c->next;
+        l->h1.n_spare--;
+    } else {
+        c = hr_xcalloc(1, sizeof *c);
+    }
+    c->fd = fd;
+    c->pool = p;
+    c->state = C_CONNECTING;
+    c->reused = false;
+    c->req = req;
+    req->priv.h1_conn = c;
+    list_push(&p->busy, c);
+    p->n_open++;
+    l->h1.n_open++;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
+    ev.data.u64 = (uint64_t)(uintptr_t)c | HR__DLOOP_H1_TAG;
+    if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        int err = errno;
+        conn_close(l, c);
+        connect_failed(l, p, req, err, false);
+        return;
+    }
+    if (prepare(l, c, req) != 0) {
+        conn_close(l, c);
+        fail_soon(l, req, HR_ENOMEM, CURLE_OUT_OF_MEMORY, "out of memory building the request");
+    }
+}
+
+/* ---- handing out connections ---- */
+
+static conn_t *pop_idle(hr_dloop_t *l, pool_t *p)
+{
+    (void)l;
+    return p->idle; /* most recently used; attach() unlinks it */
+}
+
+/* Gives waiting requests of `p` the connections they can have now. */
+static void kick_pool(hr_dloop_t *l, pool_t *p)
+{
+    while (p->wait_head != NULL && !l->shutting_down) {
+        hr_dloop_req_t *req = p->wait_head;
+        conn_t *c = pop_idle(l, p);
+        if (c == NULL && !has_room(l, p)) {
+            break;
+        }
+        wait_remove(l, p, req);
+        if (c != NULL) {
+            attach(l, c, req);
+        } else {
+            connect_for(l, p, req);
+        }
+    }
+}
+
+/* Runs kick_pool on every pool with waiters (capacity freed somewhere may serve any). */
+static void kick_all(hr_dloop_t *l)
+{
+    pool_t *p = l->h1.wait_pools;
+    while (p != NULL) {
+        pool_t *next = p->wnext;
+        kick_pool(l, p);
+        p = next;
+    }
+}
+
+/* Sends `req` on an idle connection, a new one, or queues it. */
+static void dispatch(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
+{
+    if (p->wait_head == NULL) {
+        conn_t *c = pop_idle(l, p);
+        if (c != NULL) {
+            attach(l, c, req);
+            return;
+        }
+        if (has_room(l, p)) {
+            connect_for(l, p, req);
+            return;
+        }
+    }
+    wait_push(l, p, req);
+}
+
+int hr__h1_start(hr_dloop_t *l, hr_dloop_req_t *req, bool *taken)
+{
+    pool_key_t key;
+    *taken = false;
+    if (!parse_target(l, req, &key)) {
+        return 0;
+    }
+    *taken = true;
+    if (l->h1.rbuf == NULL) {
+        l->h1.rbuf = hr_xmalloc(RBUF_SIZE);
+    }
+    pool_t *p = pool_get(l, &key);
+    p->n_reqs++;
+    req->priv.h1 = true;
+    req->priv.h1_pool = p;
+    req->priv.h1_conn = NULL;
+    req->priv.h1_retried = false;
+    req->priv.h1_waiting = false;
+    req->priv.h1_err = 0;
+    req->priv.h1_curl_code = 0;
+    req->priv.start_ns = hr_mono_ns();
+    req->priv.state = HR__DLOOP_REQ_ACTIVE;
+    hr__dloop_active_add(l, req);
+    if (req->timeout_ms > 0) {
+        itimer_start(l, &req->priv.h1_timer,
+                     req->priv.start_ns + (uint64_t)req->timeout_ms * 1000000u, on_req_timer, req);
+    }
+    dispatch(l, p, req);
+    return 0;
+}
+
+void hr__h1_cancel(hr_dloop_t *l, hr_dloop_req_t *req)
+{
+    pool_t *p = req->priv.h1_pool;
+    itimer_stop(l, &req->priv.h1_timer);
+    if (req->priv.h1_conn != NULL) {
+        conn_close(l, req->priv.h1_conn);
+    } else if (req->priv.h1_waiting) {
+        wait_remove(l, p, req);
+    }
+    if (--p->n_reqs == 0 && p->n_open == 0) {
+        p->unused_since_ns = hr_mono_ns();
+    }
+    req->priv.h1 = false;
+    req->priv.h1_pool = NULL;
+    hr__dloop_active_remove(l, req);
+    req->priv.state = HR__DLOOP_REQ_IDLE;
+    kick_all(l);
+}
+
+/* ---- connections: events ---- */
+
+/* The response on `c` is complete. `must_close`: bytes beyond it, or the peer is closing. */
+static void response_done(hr_dloop_t *l, conn_t *c, bool must_close)
+{
+    hr_dloop_req_t *req = c->req;
+    bool keep = c->resp.keep_alive && !must_close && c->state == C_READING;
+    c->req = NULL;
+    req->priv.h1_conn = NULL;
+    if (keep) {
+        conn_idle(l, c);
+    } else {
+        conn_close(l, c);
+    }
+    finish(l, req, 0, 0, NULL);
+}
+
+/* The peer closed `c` (read returned 0). */
+static void on_eof(hr_dloop_t *l, conn_t *c)
+{
+    int rc = hr__h1_resp_eof(&c->resp);
+    if (rc == 1) {
+        response_done(l, c, true);
+        return;
+    }
+    if (c->resp.n_fed == 0) {
+        if (try_retry(l, c)) {
+            return;
+        }
+        conn_fail(l, c, HR_EIO, CURLE_GOT_NOTHING, "Empty reply from server");
+        return;
+    }
+    char text[160];
+    snprintf(text, sizeof text,
+             "Connection closed after %zu bytes of the response, before it was complete",
+             c->resp.n_fed);
+    conn_fail(l, c, HR_EIO, CURLE_PARTIAL_FILE, text);
+}
+
+/* True when nothing more is waiting on `c` after a read of n bytes: a short read emptied the
+ * receive queue; after a full one, look (bytes there would get no edge of their own). */
+static bool drained(const conn_t *c, size_t n)
+{
+    if (n < RBUF_SIZE) {
+        return true;
+    }
+    char b;
+    ssize_t k;
+    do {
+        k = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (k < 0 && errno == EINTR);
+    return k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Reads and parses what arrived on `c` (which carries a request). */
+static void conn_read(hr_dloop_t *l, conn_t *c, uint32_t events)
+{
+    char *buf = l->h1.rbuf;
+    bool closing = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, RBUF_SIZE, 0);
+        if (n > 0) {
+            size_t used = 0;
+            int rc = hr__h1_resp_feed(&c->resp, buf, (size_t)n, &used);
+            if (rc == 1) {
+                response_done(l, c, closing || used < (size_t)n || !drained(c, (size_t)n));
+                return;
+            }
+            if (rc != 0) {
+                char text[256];
+                hr__h1_resp_error(&c->resp, text, sizeof text);
+                conn_fail(l, c, rc,
+                          rc == HR_ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_WEIRD_SERVER_REPLY, text);
+                return;
+            }
+            if ((size_t)n < RBUF_SIZE && !closing) {
+                return; /* the receive queue is empty: wait for the next edge */
+            }
+            continue;
+        }
+        if (n == 0) {
+            on_eof(l, c);
+            return;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return;
+        }
+        int err = errno;
+        if ((err == ECONNRESET || err == EPIPE) && c->resp.n_fed == 0 && try_retry(l, c)) {
+            return;
+        }
+        char text[160];
+        snprintf(text, sizeof text, "Failure when receiving data from the peer: %s", strerror(err));
+        conn_fail(l, c, HR_EIO, CURLE_RECV_ERROR, text);
+        return;
+    }
+}
+
+void hr__h1_on_event(hr_dloop_t *l, uint64_t key, uint32_t events)
+{
+    conn_t *c = (conn_t *)(uintptr_t)(key & ~HR__DLOOP_H1_TAG);
+    switch (c->state) {
+    case C_CLOSED:
+        return; /* closed earlier in this epoll batch */
+    case C_IDLE:
+        /* Data, FIN or an error on an idle connection: the peer is done with it. */
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            conn_close(l, c);
+            kick_all(l);
+        }
+        return;
+    case C_CONNECTING: {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+            err = errno;
+        }
+        if (err != 0) {
+            hr_dloop_req_t *req = c->req;
+            pool_t *p = c->pool;
+            conn_close(l, c);
+            connect_failed(l, p, req, err, true);
+            return;
+        }
+        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
+            return; /* still connecting */
+        }
+        c->state = C_WRITING;
+        events |= EPOLLOUT;
+        break;
+    }
+    default:
+        break;
+    }
+    if (c->state == C_WRITING && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
+        int rc = conn_send(c);
+        if (rc != 0) {
+            send_failed(l, c, rc, true);
+            return;
+        }
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        conn_read(l, c, events);
+    }
+}
+
+/* ---- sweeping ---- */
+
+static void pool_unlink(hr__h1_t *h, pool_t *p)
+{
+    pool_t **pp = &h->buckets[key_hash(&p->key) & (h->n_buckets - 1)];
+    while (*pp != p) {
+        pp = &(*pp)->hnext;
+    }
+    *pp = p->hnext;
+    h->n_pools--;
+}
+
+/* Every SWEEP_EVERY_NS: closes connections idle for more than IDLE_MAX_NS (oldest first) and
+ * frees pools unused for as long. Rearms itself while any pool exists. */
+static void on_sweep(hr_dloop_timer_t *t, void *arg)
+{
+    hr_dloop_t *l = arg;
+    hr__h1_t *h = &l->h1;
+    h->n_timers--;
+    uint64_t now = hr_mono_ns();
+    for (size_t i = 0; i < h->n_buckets; i++) {
+        pool_t *p = h->buckets[i];
+        while (p != NULL) {
+            pool_t *next = p->hnext;
+            while (p->idle_tail != NULL && now - p->idle_tail->idle_since_ns > IDLE_MAX_NS) {
+                conn_close(l, p->idle_tail);
+            }
+            if (p->n_open == 0 && p->n_reqs == 0 && now - p->unused_since_ns > IDLE_MAX_NS) {
+                pool_unlink(h, p);
+                free(p);
+            }
+            p = next;
+        }
+    }
+    while (h->spare != NULL && h->n_spare > SPARE_MAX / 4) {
+        conn_t *c = h->spare; /* let a burst's spares go gradually */
+        h->spare = c->next;
+        h->n_spare--;
+        conn_free(c);
+    }
+    if (h->n_pools > 0) {
+        itimer_start(l, t, now + SWEEP_EVERY_NS, on_sweep, l);
+    }
+}
+
+/* ---- shutdown and checks ---- */
+
+void hr__h1_free(hr_dloop_t *l)
+{
+    hr__h1_t *h = &l->h1;
+    for (size_t i = 0; i < h->n_buckets; i++) {
+        pool_t *p = h->buckets[i];
+        while (p != NULL) {
+            pool_t *next = p->hnext;
+            HR_ASSERT(p->busy == NULL && p->wait_head == NULL && p->n_reqs == 0);
+            while (p->idle != NULL) {
+                conn_close(l, p->idle);
+            }
+            free(p);
+            p = next;
+        }
+    }
+    free(h->buckets);
+    h->buckets = NULL;
+    h->n_buckets = h->n_pools = 0;
+    h->wait_pools = NULL;
+    reap(l, false);
+    while (h->spare != NULL) {
+        conn_t *c = h->spare;
+        h->spare = c->next;
+        conn_free(c);
+    }
+    h->n_spare = 0;
+    free(h->rbuf);
+    h->rbuf = NULL;
+    h->n_timers = 0; /* shutdown cancelled the sweep timer with all others */
+}
+
+static size_t check_list(const conn_t *head, const pool_t *p, bool idle)
+{
+    size_t n = 0;
+    const conn_t *prev = NULL;
+    for (const conn_t *c = head; c != NULL; c = c->next) {
+        HR_ASSERT(c->prev == prev && c->pool == p && c->fd >= 0);
+        if (idle) {
+            HR_ASSERT(c->state == C_IDLE && c->req == NULL && c->reused);
+        } else {
+            HR_ASSERT(c->state == C_CONNECTING || c->state == C_WRITING || c->state == C_READING);
+            HR_ASSERT(c->req != NULL && c->req->priv.h1_conn == c && c->req->priv.h1_pool == p);
+            HR_ASSERT(c->req->priv.state == HR__DLOOP_REQ_ACTIVE && c->w_off <= c->w_len);
+        }
+        prev = c;
+        n++;
+    }
+    if (idle) {
+        HR_ASSERT(p->idle_tail == prev);
+    }
+    return n;
+}
+
+void hr__h1_validate(const hr_dloop_t *l)
+{
+    const hr__h1_t *h = &l->h1;
+    size_t n_pools = 0, n_open = 0, n_idle = 0, n_reqs = 0, n_waiting_pools = 0;
+    for (size_t i = 0; i < h->n_buckets; i++) {
+        for (const pool_t *p = h->buckets[i]; p != NULL; p = p->hnext) {
+            HR_ASSERT((key_hash(&p->key) & (h->n_buckets - 1)) == i);
+            size_t idle = check_list(p->idle, p, true);
+            size_t busy = check_list(p->busy, p, false);
+            HR_ASSERT(idle == p->n_idle && idle + busy == p->n_open);
+            HR_ASSERT(p->n_open <= h->max_host_conns);
+            size_t n_wait = 0;
+            const hr_dloop_req_t *prev = NULL;
+            for (const hr_dloop_req_t *r = p->wait_head; r != NULL; r = r->priv.h1_wnext) {
+                HR_ASSERT(r->priv.h1_wprev == prev && r->priv.h1_waiting);
+                HR_ASSERT(r->priv.h1 && r->priv.h1_pool == p && r->priv.h1_conn == NULL);
+                HR_ASSERT(r->priv.state == HR__DLOOP_REQ_ACTIVE);
+                prev = r;
+                n_wait++;
+            }
+            HR_ASSERT(p->wait_tail == prev && n_wait == p->n_wait);
+            /* Nobody waits while an idle connection could serve them. */
+            HR_ASSERT(n_wait == 0 || p->n_idle == 0);
+            HR_ASSERT(busy + n_wait <= p->n_reqs);
+            n_waiting_pools += n_wait > 0;
+            n_pools++;
+            n_open += p->n_open;
+            n_idle += p->n_idle;
+            n_reqs += p->n_reqs;
+        }
+    }
+    HR_ASSERT(n_pools == h->n_pools && n_open == h->n_open && n_idle == h->n_idle);
+    HR_ASSERT(h->n_open <= h->max_conns);
+    size_t n_listed = 0;
+    for (const pool_t *p = h->wait_pools; p != NULL; p = p->wnext) {
+        HR_ASSERT(p->wait_head != NULL && (p->wprev == NULL || p->wprev->wnext == p));
+        n_listed++;
+    }
+    HR_ASSERT(n_listed == n_waiting_pools);
+    size_t n_h1 = 0;
+    for (const hr_dloop_req_t *r = l->active; r != NULL; r = r->priv.next) {
+        n_h1 += r->priv.h1;
+    }
+    HR_ASSERT(n_h1 == n_reqs);
+    HR_ASSERT(h->n_timers <= l->n_heap);
+}
+
+/* ---- response parsing (http_parser callbacks) ---- */
+
+/* Hands the header assembled so far to the capture (if it is a kept one) and forgets it. */
+static int flush_header(hr__h1_resp_t *r)
+{
+    int rc = 0;
+    if (r->name.len > 0) {
+        const char *name = (const char *)r->name.data;
+        char kind = r->in_value ? r->kind : hr__dloop_header_kind(name, r->name.len);
+        if (kind != 0) {
+            const char *v = r->value.len > 0 ? (const char *)r->value.data : "";
+            rc = hr__dloop_capture_header(r->req, kind, name, r->name.len, v, r->value.len);
+        }
+    }
+    r->name.len = 0;
+    r->value.len = 0;
+    r->in_value = false;
+    r->kind = 0;
+    return rc;
+}
+
+static int on_message_begin(http_parser *hp)
+{
+    hr__h1_resp_t *r = hp->data;
+    hr__dloop_capture_reset(r->req); /* a new status line: forget a 1xx's headers */
+    r->name.len = 0;
+    r->value.len = 0;
+    r->in_value = false;
+    r->kind = 0;
+    return 0;
+}
+
+static int on_header_field(http_parser *hp, const char *at, size_t n)
+{
+    hr__h1_resp_t *r = hp->data;
+    if (r->in_value && flush_header(r) != 0) {
+        return -1;
+    }
+    if (hr_buf_append(&r->name, at, n) != 0) {
+        r->req->priv.oom = true;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_value(http_parser *hp, const char *at, size_t n)
+{
+    hr__h1_resp_t *r = hp->data;
+    if (!r->in_value) {
+        r->in_value = true;
+        r->kind = hr__dloop_header_kind((const char *)r->name.data, r->name.len);
+    }
+    if (r->kind != 0 && n > 0 && hr_buf_append(&r->value, at, n) != 0) {
+        r->req->priv.oom = true;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_headers_complete(http_parser *hp)
+{
+    hr__h1_resp_t *r = hp->data;
+    if (flush_header(r) != 0) {
+        return -1;
+    }
+    unsigned status = hp->status_code;
+    if (status < 100) {
+        r->bad_status = true; /* http_parser takes any three digits; HTTP wants 1xx-9xx */
+        return -1;
+    }
+    /* Returning 1 tells http_parser that no body follows (F_SKIPBODY), whatever
+     * Content-Length says: so for HEAD, 1xx, 204 and 304, as libcurl does. */
+    if (status / 100 == 1 && status != 101) {
+        r->interim = true; /* skipped; the final response follows */
+        return 1;
+    }
+    r->req->status = (long)status;
+    return r->head || status == 204 || status == 304 ? 1 : 0;
+}
+
+static int on_body(http_parser *hp, const char *at, size_t n)
+{
+    hr__h1_resp_t *r = hp->data;
+    return hr__dloop_capture_body(r->req, r->max_body_bytes, at, n) != 0 ? -1 : 0;
+}
+
+static int on_message_complete(http_parser *hp)
+{
+    hr__h1_resp_t *r = hp->data;
+    if (flush_header(r) != 0) { /* trailers */
+        return -1;
+    }
+    if (r->interim) {
+        r->interim = false;
+        return 0;
+    }
+    r->complete = true;
+    r->keep_alive = http_should_keep_alive(hp) && !hp->upgrade && hp->status_code != 101;
+    /* Stop here: any further bytes are not part of this response. */
+    http_parser_pause(hp, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void hr__h1_resp_begin(hr__h1_resp_t *r, hr_dloop_req_t *req, size_t max_body_bytes, bool head)
+{
+    http_parser_init(&r->parser, HTTP_RESPONSE);
+    r->parser.data = r;
+    r->req = req;
+    r->max_body_bytes = max_body_bytes;
+    r->n_fed = 0;
+    r->name.len = 0;
+    r->value.len = 0;
+    r->kind = 0;
+    r->in_value = false;
+    r->head = head;
+    r->interim = false;
+    r->complete = false;
+    r->keep_alive = false;
+    r->bad_status = false;
+}
+
+int hr__h1_resp_feed(hr__h1_resp_t *r, const char *p, size_t n, size_t *used)
+{
+    HR_ASSERT(!r->complete);
+    size_t k = http_parser_execute(&r->parser, &parser_settings, p, n);
+    r->n_fed += k;
+    *used = k;
+    if (r->complete) {
+        return 1;
+    }
+    if (HTTP_PARSER_ERRNO(&r->parser) != HPE_OK) {
+        return r->req->priv.oom ? HR_ENOMEM : HR_EIO;
+    }
+    if (k != n) {
+        return HR_EIO; /* cannot happen without an error set; never loop on it */
+    }
+    return 0;
+}
+
+int hr__h1_resp_eof(hr__h1_resp_t *r)
+{
+    if (r->complete) {
+        return 1;
+    }
+    if (HTTP_PARSER_ERRNO(&r->parser) == HPE_OK) {
+        http_parser_execute(&r->parser, &parser_settings, NULL, 0);
+    }
+    return r->complete ? 1 : HR_EIO;
+}
+
+void hr__h1_resp_error(const hr__h1_resp_t *r, char *out, size_t cap)
+{
+    enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+    if (r->req->priv.oom) {
+        snprintf(out, cap, "out of memory receiving the response");
+        return;
+    }
+    if (r->bad_status) {
+        snprintf(out, cap, "Malformed HTTP response at byte %zu: status code %u is not 100-999",
+                 r->n_fed, (unsigned)r->parser.status_code);
+        return;
+    }
+    snprintf(out, cap, "Malformed HTTP response at byte %zu: %s (%s)", r->n_fed,
+             http_errno_description(e), http_errno_name(e));
+}
+
+void hr__h1_resp_free(hr__h1_resp_t *r)
+{
+    hr_buf_free(&r->name);
+    hr_buf_free(&r->value);
+}
