@@ -54,6 +54,7 @@
 #include "delivery/loop_int.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -140,21 +141,34 @@ static void itimer_stop(hr_dloop_t *l, hr_dloop_timer_t *t)
 
 void hr__h1_note_header(hr_dloop_req_t *req, const char *name)
 {
-    /* Headers that frame the message or manage the connection are libcurl's business. */
-    static const char *const curl_only[] = {
-        "content-length", "transfer-encoding", "connection",       "expect", "te",
-        "upgrade",        "keep-alive",        "proxy-connection", "trailer"};
-    if (strcasecmp(name, "host") == 0) {
-        req->priv.h1_hdr_flags |= HR__H1_HDR_HOST;
-    } else if (strcasecmp(name, "user-agent") == 0) {
-        req->priv.h1_hdr_flags |= HR__H1_HDR_USER_AGENT;
-    } else if (strcasecmp(name, "accept") == 0) {
-        req->priv.h1_hdr_flags |= HR__H1_HDR_ACCEPT;
-    } else {
-        for (size_t i = 0; i < sizeof curl_only / sizeof *curl_only; i++) {
-            if (strcasecmp(name, curl_only[i]) == 0) {
-                req->priv.h1_hdr_flags |= HR__H1_HDR_CURL;
-            }
+    /* Run for every added header (several per delivery): only names of the same length and
+     * first letter are compared. Those that frame the message or manage the connection are
+     * libcurl's business. */
+    static const struct {
+        const char *name;
+        size_t len;
+        uint8_t flag;
+    } special[] = {
+        {"host", 4, HR__H1_HDR_HOST},
+        {"user-agent", 10, HR__H1_HDR_USER_AGENT},
+        {"accept", 6, HR__H1_HDR_ACCEPT},
+        {"te", 2, HR__H1_HDR_CURL},
+        {"expect", 6, HR__H1_HDR_CURL},
+        {"upgrade", 7, HR__H1_HDR_CURL},
+        {"trailer", 7, HR__H1_HDR_CURL},
+        {"connection", 10, HR__H1_HDR_CURL},
+        {"keep-alive", 10, HR__H1_HDR_CURL},
+        {"content-length", 14, HR__H1_HDR_CURL},
+        {"proxy-connection", 16, HR__H1_HDR_CURL},
+        {"transfer-encoding", 17, HR__H1_HDR_CURL},
+    };
+    size_t len = strlen(name);
+    char first = (char)tolower((unsigned char)name[0]);
+    for (size_t i = 0; i < sizeof special / sizeof *special; i++) {
+        if (special[i].len == len && special[i].name[0] == first &&
+            strcasecmp(name, special[i].name) == 0) {
+            req->priv.h1_hdr_flags |= special[i].flag;
+            return;
         }
     }
 }

@@ -75,7 +75,10 @@ int hr_dloop_req_add_header(hr_dloop_req_t *req, const char *name, const char *v
     int rc = hr_buf_puts(b, name);
     /* libcurl reads "Name:" as "remove this header" and "Name;" as "send it empty". */
     if (rc == 0) {
-        rc = *value != '\0' ? hr_buf_printf(b, ": %s", value) : hr_buf_putc(b, ';');
+        rc = *value != '\0' ? hr_buf_append(b, ": ", 2) : hr_buf_putc(b, ';');
+    }
+    if (rc == 0 && *value != '\0') {
+        rc = hr_buf_puts(b, value);
     }
     if (rc == 0) {
         rc = hr_buf_append(b, "", 1); /* keep the line's NUL terminator inside len */

@@ -953,6 +953,9 @@ static void test_request_exactly_as_sent(void **state)
     /* No Content-Type, no body, another method. */
     treq_init(&b, s, "/echo");
     b.req.method = "PUT";
+    /* The caller's User-Agent and Accept replace the defaults (any case). */
+    assert_int_equal(hr_dloop_req_add_header(&b.req, "user-AGENT", "agent/2"), 0);
+    assert_int_equal(hr_dloop_req_add_header(&b.req, "Accept", "text/plain"), 0);
     assert_int_equal(hr_dloop_submit(l, &a.req), 0);
     assert_int_equal(hr_dloop_submit(l, &b.req), 0);
     assert_true(wait_ge(&g_done, 2, 10000));
@@ -988,6 +991,10 @@ static void test_request_exactly_as_sent(void **state)
     assert_null(echo_value(head, "content-type", v, sizeof v));
     assert_string_equal(echo_value(head, "content-length", v, sizeof v), "0");
     assert_null(echo_value(head, "expect", v, sizeof v));
+    assert_string_equal(echo_value(head, "user-agent", v, sizeof v), "agent/2");
+    assert_string_equal(echo_value(head, "accept", v, sizeof v), "text/plain");
+    /* Exactly: our 2, Content-Length, Host. */
+    assert_int_equal(echo_header_count(head), 4);
 
     hr_dloop_destroy(l);
     hr_dloop_req_free(&a.req);
