@@ -323,10 +323,14 @@ static void sink_url(const sink_t *s, const char *path, char *out, size_t n)
 
 static hr_dloop_t *g_loop; /* the test's loop, for callbacks */
 
-static hr_dloop_t *loop_new(size_t max_host_connections, size_t max_posted)
+static hr_dloop_t *loop_new_limits(size_t max_connections, size_t max_host_connections,
+                                   size_t max_posted)
 {
     hr_dloop_opts_t o;
     hr_dloop_opts_default(&o);
+    if (max_connections != 0) {
+        o.max_connections = max_connections;
+    }
     o.user_agent = "herald/test";
     o.proxy = ""; /* hermetic: ignore any *_proxy in the environment */
     o.curl_only = g_curl_only;
@@ -341,6 +345,11 @@ static hr_dloop_t *loop_new(size_t max_host_connections, size_t max_posted)
     assert_non_null(l);
     g_loop = l;
     return l;
+}
+
+static hr_dloop_t *loop_new(size_t max_host_connections, size_t max_posted)
+{
+    return loop_new_limits(0, max_host_connections, max_posted);
 }
 
 typedef struct treq {
@@ -699,21 +708,44 @@ static void *raw_accept_main(void *arg)
     return NULL;
 }
 
-static void raw_start(raw_t *s)
+/* Listens on 127.0.0.1, or [::1] with `ipv6`. Returns false when [::1] is not available. */
+static bool raw_start_on(raw_t *s, bool ipv6)
 {
     memset(s, 0, sizeof *s);
-    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    s->lfd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(s->lfd >= 0);
     int one = 1;
     setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    if (ipv6) {
+        struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&ss;
+        sa->sin6_family = AF_INET6;
+        sa->sin6_addr = in6addr_loopback;
+        len = sizeof *sa;
+    } else {
+        struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+        sa->sin_family = AF_INET;
+        sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof *sa;
+    }
+    if (bind(s->lfd, (struct sockaddr *)&ss, len) != 0) {
+        assert_true(ipv6);
+        close(s->lfd);
+        return false;
+    }
     assert_int_equal(listen(s->lfd, 128), 0);
-    socklen_t len = sizeof sa;
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&sa, &len), 0);
-    s->port = ntohs(sa.sin_port);
+    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&ss, &len), 0);
+    s->port = ipv6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                   : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     assert_int_equal(pthread_create(&s->accept_th, NULL, raw_accept_main, s), 0);
+    return true;
+}
+
+static void raw_start(raw_t *s)
+{
+    raw_start_on(s, false);
 }
 
 static void raw_stop(raw_t *s)
@@ -2186,6 +2218,92 @@ static void test_raw_curl_fallbacks(void **state)
     assert_int_equal(read_int(&g_bad), 0);
 }
 
+/* IPv6 literals ("Host: [::1]:port") and localhost go the fast way too. */
+static void test_raw_ipv6_and_localhost(void **state)
+{
+    reset_globals();
+    raw_t *s = *state;
+    raw_t *s6 = calloc(1, sizeof *s6);
+    if (!raw_start_on(s6, true)) {
+        free(s6);
+        skip(); /* no IPv6 loopback here */
+    }
+    hr_dloop_t *l = loop_new(0, 0);
+    char url[128];
+    treq_t a, b;
+    snprintf(url, sizeof url, "http://[::1]:%u/ok", (unsigned)s6->port);
+    treq_init(&a, NULL, url);
+    snprintf(url, sizeof url, "http://localhost:%u/ok", (unsigned)s->port);
+    treq_init(&b, NULL, url);
+    run_one(l, &a, 0);
+    run_one(l, &b, 1);
+    assert_int_equal(a.req.error, 0);
+    assert_int_equal(a.req.status, 200);
+    assert_int_equal(b.req.error, 0);
+    assert_int_equal(b.req.status, 200);
+    assert_int_equal(atomic_load(&s6->requests), 1);
+    assert_int_equal(atomic_load(&s->requests), 1);
+    hr_dloop_stats_t st = inspect(l);
+    assert_int_equal(st.h1_connections, g_curl_only ? 0 : 2);
+    hr_dloop_destroy(l);
+    hr_dloop_req_free(&a.req);
+    hr_dloop_req_free(&b.req);
+    raw_stop(s6);
+    free(s6);
+    assert_int_equal(read_int(&g_bad), 0);
+}
+
+/* max_connections across sinks: an idle connection of one sink is closed to make room for
+ * another; a request waiting on the total limit starts when a connection of another sink
+ * closes. */
+static void test_raw_total_limit(void **state)
+{
+    reset_globals();
+    raw_t *a = *state;
+    raw_t *b = calloc(1, sizeof *b);
+    raw_start(b);
+    hr_dloop_t *l = loop_new_limits(2, 2, 0);
+    enum { N = 5 };
+    treq_t r[N];
+    /* Two parked requests fill the total on sink a. */
+    raw_treq(&r[0], a, "/hang");
+    raw_treq(&r[1], a, "/hang");
+    assert_int_equal(hr_dloop_submit(l, &r[0].req), 0);
+    assert_int_equal(hr_dloop_submit(l, &r[1].req), 0);
+    assert_true(wait_ge(&a->hanging, 2, 10000));
+    /* Sink b must wait: nothing idle to close. */
+    raw_treq(&r[2], b, "/ok");
+    assert_int_equal(hr_dloop_submit(l, &r[2].req), 0);
+    hr_dloop_stats_t st = inspect(l);
+    assert_int_equal(st.in_flight, 3);
+    assert_int_equal(read_int(&g_done), 0);
+    raw_release(a);
+    assert_true(wait_ge(&g_done, 3, 10000));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i].req.error, 0);
+        assert_int_equal(r[i].req.status, 200);
+    }
+    assert_int_equal(atomic_load(&b->accepts), 1);
+    /* a's connections are idle (or closed to make room for b); one more to a, then one to b:
+     * each finds its own idle connection or makes room. */
+    raw_treq(&r[3], a, "/ok");
+    run_one(l, &r[3], 3);
+    raw_treq(&r[4], b, "/ok");
+    run_one(l, &r[4], 4);
+    assert_int_equal(r[3].req.status, 200);
+    assert_int_equal(r[4].req.status, 200);
+    st = inspect(l);
+    assert_true(st.h1_connections <= 2);
+    assert_true(atomic_load(&a->open_max) + atomic_load(&b->open_max) <= 2 + 1);
+    hr_dloop_destroy(l);
+    for (int i = 0; i < N; i++) {
+        hr_dloop_req_free(&r[i].req);
+    }
+    raw_stop(b);
+    free(b);
+    assert_int_equal(read_int(&g_bad), 0);
+}
+
 #define BOTH(fn, setup, teardown)                                                                  \
     {#fn "/curl", fn, setup##_curl, teardown, NULL},                                               \
     {                                                                                              \
@@ -2213,6 +2331,8 @@ int main(void)
         BOTH(test_raw_refused, raw_setup, raw_teardown),
         BOTH(test_raw_destroy_in_flight_and_waiting, raw_setup, raw_teardown),
         BOTH(test_raw_curl_fallbacks, raw_setup, raw_teardown),
+        BOTH(test_raw_ipv6_and_localhost, raw_setup, raw_teardown),
+        BOTH(test_raw_total_limit, raw_setup, raw_teardown),
         cmocka_unit_test(test_timers_model),
         cmocka_unit_test(test_timers_realtime),
         cmocka_unit_test(test_post_from_threads),
