@@ -12,6 +12,10 @@
 --                            bench/delivery.sh compares it with the sink's receive time
 --   BENCH_DELAY_MS=N         wait N ms after each response before the connection's next request
 --                            (wrk's delay() hook): paces the load at about conns x 1000 / N per s
+--   BENCH_RATE=R             open-loop pacing at R requests/s in all (BENCH_WRK_THREADS threads,
+--                            default 2, share it): each thread hands out send slots 1/rate apart
+--                            and delay() waits for the next one (ms granularity, no drift), so
+--                            the rate holds whatever the latency, as long as conns cover it
 -- The done() hook prints one parseable line (latencies in µs, per request):
 --   RESULT case=… requests=N events=N secs=T ops_per_s=R mb_per_s=M p50_us=A p99_us=B
 --          errors=E non2xx=S
@@ -23,8 +27,34 @@ local nonce = os.getenv("BENCH_NONCE") or tostring(os.time())
 local data_bytes = tonumber(os.getenv("BENCH_DATA_BYTES") or "1024") or 1024
 local sent = os.getenv("BENCH_SENT") == "1" and batch == 0
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0") or 0
+local rate = tonumber(os.getenv("BENCH_RATE") or "0") or 0
+local nthreads = tonumber(os.getenv("BENCH_WRK_THREADS") or "2") or 2
 
-if delay_ms > 0 then
+local ffi = require("ffi")
+ffi.cdef [[
+   typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+   int clock_gettime(int clk, bench_timespec *ts);
+]]
+local ts = ffi.new("bench_timespec")
+local function mono_us()
+   ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+   return tonumber(ts.tv_sec) * 1e6 + tonumber(ts.tv_nsec) / 1000
+end
+
+if rate > 0 then
+   local period_us = nthreads * 1e6 / rate
+   local next_slot = nil
+   function delay()
+      local now = mono_us()
+      if next_slot == nil then
+         next_slot = now
+      end
+      -- the next free slot; after a stall catch up at most 10 ms, never in a burst
+      next_slot = math.max(next_slot + period_us, now - 10000)
+      local wait = math.floor((next_slot - now) / 1000 + 0.5)
+      return wait > 0 and wait or 0
+   end
+elseif delay_ms > 0 then
    function delay()
       return delay_ms
    end
@@ -32,12 +62,6 @@ end
 
 local now_us -- wall-clock µs, only when BENCH_SENT=1
 if sent then
-   local ffi = require("ffi")
-   ffi.cdef [[
-      typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
-      int clock_gettime(int clk, bench_timespec *ts);
-   ]]
-   local ts = ffi.new("bench_timespec")
    now_us = function()
       ffi.C.clock_gettime(0, ts) -- CLOCK_REALTIME, the clock nginx's $msec reads
       return string.format("%d%06d", tonumber(ts.tv_sec), math.floor(tonumber(ts.tv_nsec) / 1000))

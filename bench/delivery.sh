@@ -25,15 +25,14 @@ DELIVERY_DRAIN=$(int_env BENCH_DELIVERY_DRAIN 120 1 3600) # longest wait for the
 # nginx rate), so the paced case shows the latency herald gives AT the target throughput
 DELIVERY_PACE=${BENCH_DELIVERY_PACE:-auto}
 [ "$DELIVERY_PACE" = auto ] || DELIVERY_PACE=$(int_env BENCH_DELIVERY_PACE 5000 1 10000000)
-DELIVERY_PACE_CONNS=$(int_env BENCH_DELIVERY_PACE_CONNS 256 1 10000) # finer pacing than 64
 FANOUT=$(int_env BENCH_FANOUT 10 1 100)
 for m in $DELIVERY_MIF; do
     case "$m" in '' | *[!0-9]* | 0) die "BENCH_DELIVERY_MIF: positive integers (got '$m')" ;; esac
 done
 
-# delivery_case NAME TRIGGERS MAX_IN_FLIGHT WINDOW_SECS DELAY_MS(0 = closed loop) [CONNS]
+# delivery_case NAME TRIGGERS MAX_IN_FLIGHT WINDOW_SECS RATE(events/s; 0 = closed loop)
 delivery_case() {
-    local name=$1 ntrig=$2 mif=$3 win=$4 delay=$5 conns=${6:-$CONNS} dir=$RUN/$1.$round
+    local name=$1 ntrig=$2 mif=$3 win=$4 rate=$5 dir=$RUN/$1.$round
     mkdir -p "$dir"
     start_nginx_sink "$dir/sink" "$ntrig"
     # shellcheck disable=SC2153 # SINK_PID, SINK_PORTS: set by start_nginx_sink (lib.sh)
@@ -43,9 +42,9 @@ delivery_case() {
         put_trigger "$HERALD_URL" "t$i" "http://127.0.0.1:${ports[$((i - 1))]}/t$i" "$mif"
     done
 
-    start_bg wrk "$dir/wrk.out" env BENCH_CASE="$name" BENCH_BATCH=0 BENCH_SENT=1 BENCH_DELAY_MS="$delay" \
+    start_bg wrk "$dir/wrk.out" env BENCH_CASE="$name" BENCH_BATCH=0 BENCH_SENT=1 BENCH_RATE="$rate" BENCH_WRK_THREADS="$THREADS" \
         BENCH_NONCE="$NONCE-$name-$round" BENCH_DATA_BYTES="$DATA_BYTES" \
-        timeout $((DELIVERY_WARM + win + 60)) wrk -t"$THREADS" -c"$conns" -d"$((DELIVERY_WARM + win + 1))s" \
+        timeout $((DELIVERY_WARM + win + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$((DELIVERY_WARM + win + 1))s" \
         --timeout 10s --latency -s "$HERE/ce.lua" "$HERALD_URL/v1/buses/default/events"
     local wrk_pid=$LAST_PID
     sleep "$DELIVERY_WARM"
@@ -154,17 +153,15 @@ case_delivery() {
         delivery_case "delivery_$m" 1 "$m" "$SECS" 0
     done
 }
-# Paced: about DELIVERY_PACE events/s (wrk's delay() after each response, per connection:
-# a connection's period is delay + latency, so the delay is the period less ~1 ms), to see the
-# publish->delivery latency when herald is not saturated. With "auto", the rate is 0.32 x this
-# round's nginx rate (run nginx first): the latency AT the throughput target.
+# Paced: DELIVERY_PACE events/s, open loop (ce.lua's BENCH_RATE: send slots 1/rate apart), to
+# see the publish->delivery latency when herald is not saturated. With "auto", the rate is
+# 0.32 x this round's nginx rate (run nginx first): the latency AT the throughput target.
 case_delivery_paced() {
-    local m=${DELIVERY_MIF%% *} d rate=$DELIVERY_PACE
+    local m=${DELIVERY_MIF%% *} rate=$DELIVERY_PACE
     if [ "$rate" = auto ]; then
         rate=$(awk -v n="$(field "${RES[nginx.$round]:-}" ops_per_s)" 'BEGIN { print (n > 0 ? int(n * 0.32) : 5000) }')
     fi
-    d=$(awk -v c="$DELIVERY_PACE_CONNS" -v r="$rate" 'BEGIN { d = int(c * 1000 / r + 0.5) - 1; print (d < 1 ? 1 : d) }')
-    delivery_case delivery_paced 1 "$m" "$SECS" "$d" "$DELIVERY_PACE_CONNS"
+    delivery_case delivery_paced 1 "$m" "$SECS" "$rate"
 }
 case_fanout() {
     local m=${DELIVERY_MIF%% *}
@@ -217,7 +214,7 @@ delivery_report() {
         for m in $DELIVERY_MIF; do
             drow "delivery_$m" "1 trigger, max_in_flight $m, closed loop" "$(dnotes "delivery_$m")"
         done
-        drow delivery_paced "1 trigger, paced ($DELIVERY_PACE_CONNS conns, wrk delay)" "$(dnotes delivery_paced)"
+        drow delivery_paced "1 trigger, paced (open loop, $DELIVERY_PACE)" "$(dnotes delivery_paced)"
         drow fanout "$FANOUT triggers (total), closed loop, ${SHORT}s" "$(dnotes fanout)"
         local pmin pmax
         pmin=$(med fanout per_trigger_min) pmax=$(med fanout per_trigger_max)
