@@ -13,6 +13,7 @@
  */
 #include "ce/event_int.h"
 #include "util/err.h"
+#include "util/hex.h"
 #include "util/utf8.h"
 
 #include <stdio.h>
@@ -23,20 +24,6 @@
 static bool is_ows(char c)
 {
     return c == ' ' || c == '\t';
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
 }
 
 /* (start, len) of the media type without parameters and surrounding whitespace. */
@@ -156,8 +143,8 @@ static int decode_value(const char *field, const char *v, hr_buf_t *tmp, hr_buf_
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == '%') {
-            int hi = i + 1 < len ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+            int hi = i + 1 < len ? hr_hexval(s[i + 1]) : -1;
+            int lo = i + 2 < len ? hr_hexval(s[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 char q[96];
                 hr__ce_quote(q, sizeof q, s, len);

@@ -2,6 +2,7 @@
 /* The route table and path matching. Pure functions; thread-safe. */
 #include "http/routes.h"
 #include "util/alloc.h"
+#include "util/hex.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,20 +32,6 @@ static const hr_route_t routes[] = {
     {"HEAD", "/healthz", hr_h_health, 0},
 };
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Percent-decodes one path segment; NULL when malformed or when it decodes to '/' or NUL. */
 static char *decode_segment(const char *s, size_t n)
 {
@@ -52,8 +39,8 @@ static char *decode_segment(const char *s, size_t n)
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '%') {
-            int h = i + 2 < n ? hexval(s[i + 1]) : -1;
-            int l = i + 2 < n ? hexval(s[i + 2]) : -1;
+            int h = i + 2 < n ? hr_hexval(s[i + 1]) : -1;
+            int l = i + 2 < n ? hr_hexval(s[i + 2]) : -1;
             if (h < 0 || l < 0 || (h == 0 && l == 0) || (h == 2 && l == 15)) {
                 free(out);
                 return NULL;

@@ -38,6 +38,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/hex.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -621,20 +622,6 @@ const char *hr_http_param(const hr_http_req_t *req, size_t i)
     return i < req->n_params ? req->params[i] : NULL;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
-    }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Appends s[0..n) with '+' as space and %XX decoded (invalid escapes kept as is), then NUL. */
 static void put_decoded(hr_buf_t *b, const char *s, size_t n)
 {
@@ -642,8 +629,8 @@ static void put_decoded(hr_buf_t *b, const char *s, size_t n)
         char ch = s[i];
         if (ch == '+') {
             ch = ' ';
-        } else if (ch == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            ch = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        } else if (ch == '%' && i + 2 < n && hr_hexval(s[i + 1]) >= 0 && hr_hexval(s[i + 2]) >= 0) {
+            ch = (char)(hr_hexval(s[i + 1]) * 16 + hr_hexval(s[i + 2]));
             i += 2;
         }
         hr_buf_putc(b, ch);
