@@ -10,7 +10,9 @@ for bin in "$build"/*_fuzz; do
     seeds=()
     [ -d "$top/fuzz/corpus/$name" ] && seeds+=("$top/fuzz/corpus/$name")
     echo "fuzz: $name for ${secs}s"
-    ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$secs" -max_len=65536 -print_final_stats=0 \
-        "$work" "${seeds[@]}" >"$work.log" 2>&1 || { tail -50 "$work.log"; rm -rf "$work"; exit 1; }
-    rm -rf "$work" "$work.log"
+    mkdir -p "$work.tmp" # scratch files of the target (http_fuzz's data directory)
+    TMPDIR="$work.tmp" ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$secs" -max_len=65536 \
+        -print_final_stats=0 "$work" "${seeds[@]}" >"$work.log" 2>&1 ||
+        { tail -50 "$work.log"; rm -rf "$work" "$work.tmp"; exit 1; }
+    rm -rf "$work" "$work.log" "$work.tmp"
 done

@@ -1163,6 +1163,10 @@ static void stream_pump(conn_t *c)
             continue;
         }
         if (n == 0) {
+            if (c->peer_closed) {
+                conn_close(c); /* the client is gone (EOF): nobody to wait for */
+                return;
+            }
             conn_update_events(c); /* parked until hr_http_stream_wake() */
             return;
         }
