@@ -8,8 +8,9 @@
  * http-parser": the measured alternative).
  *
  * Threads:
- *   - opts.threads workers, each with its own epoll set and wake-up eventfd. They share one
- *     non-blocking listening socket (EPOLLEXCLUSIVE: one worker wakes per connection); a
+ *   - opts.threads workers, each with its own epoll set, wake-up eventfd and listening socket
+ *     on the same port (SO_REUSEPORT: the kernel spreads new connections over the workers; one
+ *     shared socket with EPOLLEXCLUSIVE left every connection on the first worker); a
  *     connection lives on the worker that accepted it, and only that worker touches it.
  *   - hr_http_complete() and hr_http_stream_wake() run on any thread: they push the request
  *     on its worker's completion list and write the eventfd only when the list was empty.
@@ -78,7 +79,6 @@ struct hr_http {
     hr_buses_t *buses;
     hr_triggers_t *triggers;
     uint16_t port;
-    int listen_fd;
     atomic_bool stopping;
     atomic_int suspended; /* requests parked awaiting hr_http_complete() */
     atomic_uint n_conns;
@@ -97,6 +97,8 @@ struct worker {
     hr_http_t *srv;
     pthread_t thread;
     int ep, wake_fd;
+    int listen_fd; /* this worker's listening socket (SO_REUSEPORT: the kernel spreads
+                    * new connections over the workers) */
     atomic_bool quit;
     pthread_mutex_t mu;       /* the completion list */
     hr_http_req_t *done_head; /* pushed by any thread, LIFO; reversed when taken */
@@ -270,9 +272,9 @@ static void set_accepting(hr_http_t *srv, bool on)
     if (srv->accept_paused == on && !atomic_load(&srv->stopping)) {
         srv->accept_paused = !on;
         for (unsigned i = 0; i < srv->n_workers; i++) {
-            struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = srv};
-            epoll_ctl(srv->workers[i].ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, srv->listen_fd,
-                      on ? &lev : NULL);
+            struct epoll_event lev = {.events = EPOLLIN, .data.ptr = srv};
+            epoll_ctl(srv->workers[i].ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+                      srv->workers[i].listen_fd, on ? &lev : NULL);
         }
     }
     pthread_mutex_unlock(&srv->accept_mu);
@@ -1307,7 +1309,7 @@ static void accept_all(worker_t *w)
             }
             return;
         }
-        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             return; /* EAGAIN, or out of fds: try again on the next wake-up */
         }
@@ -1443,25 +1445,36 @@ int hr_http_start(const hr_http_opts_t *opts, hr_buses_t *buses, hr_triggers_t *
         fprintf(stderr, "herald: --listen host %s is not an IPv4 address\n", opts->listen_host);
         return HR_EINVAL;
     }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 1024) != 0) {
-        fprintf(stderr, "herald: cannot listen on %s:%u: %s\n", opts->listen_host, opts->port,
-                strerror(errno));
-        if (fd >= 0) {
-            close(fd);
+    unsigned n_workers = opts->threads ? opts->threads : 1;
+    int *fds = hr_xcalloc(n_workers, sizeof *fds);
+    for (unsigned i = 0; i < n_workers; i++) {
+        /* One listening socket per worker on the same port (the first picks it when the
+         * port is 0); the kernel hashes each new connection to one of them. */
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int one = 1;
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+            bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 1024) != 0) {
+            fprintf(stderr, "herald: cannot listen on %s:%u: %s\n", opts->listen_host,
+                    ntohs(sa.sin_port), strerror(errno));
+            if (fd >= 0) {
+                close(fd);
+            }
+            for (unsigned j = 0; j < i; j++) {
+                close(fds[j]);
+            }
+            free(fds);
+            return HR_EIO;
         }
-        return HR_EIO;
+        socklen_t slen = sizeof sa;
+        getsockname(fd, (struct sockaddr *)&sa, &slen);
+        fds[i] = fd;
     }
-    socklen_t slen = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &slen);
 
     hr_http_t *srv = hr_xcalloc(1, sizeof *srv);
     srv->opts = *opts;
     srv->buses = buses;
     srv->triggers = triggers;
-    srv->listen_fd = fd;
     srv->port = ntohs(sa.sin_port);
     atomic_init(&srv->stopping, false);
     atomic_init(&srv->suspended, 0);
@@ -1470,7 +1483,7 @@ int hr_http_start(const hr_http_opts_t *opts, hr_buses_t *buses, hr_triggers_t *
     pthread_mutex_init(&srv->hb_mu, NULL);
     pthread_cond_init(&srv->hb_cv, NULL);
     pthread_mutex_init(&srv->accept_mu, NULL);
-    srv->n_workers = opts->threads ? opts->threads : 1;
+    srv->n_workers = n_workers;
     srv->workers = hr_xcalloc(srv->n_workers, sizeof *srv->workers);
 
     sigset_t all, old;
@@ -1479,13 +1492,15 @@ int hr_http_start(const hr_http_opts_t *opts, hr_buses_t *buses, hr_triggers_t *
     for (unsigned i = 0; i < srv->n_workers; i++) {
         worker_t *w = &srv->workers[i];
         w->srv = srv;
+        w->listen_fd = fds[i];
         w->ep = epoll_create1(EPOLL_CLOEXEC);
         w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         pthread_mutex_init(&w->mu, NULL);
         atomic_init(&w->quit, false);
-        struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = srv};
+        struct epoll_event lev = {.events = EPOLLIN, .data.ptr = srv};
         struct epoll_event wev = {.events = EPOLLIN, .data.ptr = w};
-        if (w->ep < 0 || w->wake_fd < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &lev) != 0 ||
+        if (w->ep < 0 || w->wake_fd < 0 ||
+            epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listen_fd, &lev) != 0 ||
             epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wake_fd, &wev) != 0) {
             fprintf(stderr, "herald: cannot set up HTTP worker %u: %s\n", i, strerror(errno));
             abort();
@@ -1497,6 +1512,7 @@ int hr_http_start(const hr_http_opts_t *opts, hr_buses_t *buses, hr_triggers_t *
     }
     pthread_create(&srv->heartbeat, NULL, heartbeat_main, srv);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    free(fds);
     *out = srv;
     return 0;
 }
@@ -1520,7 +1536,7 @@ void hr_http_stop(hr_http_t *srv)
      * commit threads complete them. */
     pthread_mutex_lock(&srv->accept_mu);
     for (unsigned i = 0; i < srv->n_workers; i++) {
-        epoll_ctl(srv->workers[i].ep, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+        epoll_ctl(srv->workers[i].ep, EPOLL_CTL_DEL, srv->workers[i].listen_fd, NULL);
     }
     srv->accept_paused = true;
     pthread_mutex_unlock(&srv->accept_mu);
@@ -1543,9 +1559,9 @@ void hr_http_stop(hr_http_t *srv)
         pthread_join(w->thread, NULL);
         close(w->ep);
         close(w->wake_fd);
+        close(w->listen_fd);
         pthread_mutex_destroy(&w->mu);
     }
-    close(srv->listen_fd);
     free(srv->workers);
     pthread_mutex_destroy(&srv->accept_mu);
     pthread_mutex_destroy(&srv->streams_mu);
