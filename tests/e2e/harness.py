@@ -27,6 +27,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def parse_head(buf):
+    """Splits raw response bytes holding a whole head into (status, headers with lowercase
+    names, the bytes after the head)."""
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return int(lines[0].split()[1]), headers, rest
+
+
 def wait_for(cond, timeout=20.0, interval=0.02, what="condition"):
     """Polls cond() until it returns a truthy value (returned) or the deadline passes."""
     deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Herald  # noqa: E402
+from harness import Herald, parse_head  # noqa: E402
 
 CE_JSON = "application/cloudevents+json"
 CE_BATCH = "application/cloudevents-batch+json"
@@ -326,13 +326,7 @@ def raw_request(port, data, timeout=10):
                 break
             buf += chunk
         assert b"\r\n\r\n" in buf, f"no HTTP answer: {buf[:200]!r}"
-        head, _, rest = buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for ln in lines[1:]:
-            k, _, v = ln.partition(":")
-            headers[k.strip().lower()] = v.strip()
+        status, headers, rest = parse_head(buf)
         n = int(headers.get("content-length", "0"))
         while len(rest) < n:
             try:

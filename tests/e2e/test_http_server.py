@@ -11,7 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Herald, HeraldTestCase, wait_for  # noqa: E402
+from harness import Herald, HeraldTestCase, parse_head, wait_for  # noqa: E402
 
 EVENTS = "/v1/buses/default/events"
 
@@ -29,13 +29,7 @@ def read_response(sock):
         if not chunk:
             raise AssertionError(f"closed before a full head: {buf!r}")
         buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for ln in lines[1:]:
-        k, _, v = ln.partition(":")
-        headers[k.strip().lower()] = v.strip()
+    status, headers, rest = parse_head(buf)
     n = int(headers.get("content-length", "0"))
     while len(rest) < n:
         chunk = sock.recv(65536)
