@@ -4,6 +4,7 @@
  * fault, defaults, and serialization. Pure functions apart from allocation; any thread.
  */
 #include "broker/trigger.h"
+#include "broker/bus.h"
 #include "util/alloc.h"
 #include "util/duration.h"
 #include "util/err.h"
@@ -39,19 +40,7 @@ static int fail(perr_t *e, const char *path, const char *fmt, ...)
 
 bool hr_trigger_name_valid(const char *name)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > 63) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  (i > 0 && (c == '.' || c == '_' || c == '-'));
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
+    return hr_bus_name_valid(name); /* one naming rule for buses and triggers */
 }
 
 /* An absolute http(s) URL with a host. */

@@ -70,6 +70,7 @@ int hr_trigger_parse(const char *name, const char *json, size_t len, hr_trigger_
 /* Appends the spec as a JSON object (the document as the user would PUT it, with defaults). */
 int hr_trigger_spec_to_json(const hr_trigger_spec_t *s, hr_buf_t *out);
 
+/* Checks a trigger name: the same rule as bus names, ^[a-z0-9][a-z0-9._-]{0,62}$. */
 bool hr_trigger_name_valid(const char *name);
 
 hr_trigger_spec_t *hr_trigger_spec_ref(hr_trigger_spec_t *s);

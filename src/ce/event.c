@@ -164,7 +164,7 @@ void hr_ce_events_free(hr_ce_event_t **evs, size_t n)
     free(evs);
 }
 
-static const hr_ce_ext_t *find_ext(const hr_ce_event_t *ev, const char *name)
+const hr_ce_ext_t *hr_ce_find_ext(const hr_ce_event_t *ev, const char *name)
 {
     size_t lo = 0, hi = ev->n_exts;
     while (lo < hi) {
@@ -188,7 +188,7 @@ const char *hr_ce_get(const hr_ce_event_t *ev, const char *name)
     if (idx >= 0) {
         return *hr__ce_attr_slot((hr_ce_event_t *)ev, idx);
     }
-    const hr_ce_ext_t *x = find_ext(ev, name);
+    const hr_ce_ext_t *x = hr_ce_find_ext(ev, name);
     return x ? x->value : NULL;
 }
 

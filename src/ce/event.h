@@ -138,6 +138,8 @@ int hr_ce_decode(const uint8_t *p, size_t len, hr_ce_event_t **out);
 /* Looks up any attribute by name (context attributes and extensions) and returns its string
  * form, or NULL when absent. Valid as long as `ev` is. */
 const char *hr_ce_get(const hr_ce_event_t *ev, const char *name);
+/* The extension named `name` (binary search: exts are sorted by name), or NULL. */
+const hr_ce_ext_t *hr_ce_find_ext(const hr_ce_event_t *ev, const char *name);
 
 void hr_ce_event_free(hr_ce_event_t *ev);
 void hr_ce_events_free(hr_ce_event_t **evs, size_t n);

@@ -94,62 +94,7 @@ static const hr_cli_cmd_t delete_cmd = {
 
 /* ---- Shared ---- */
 
-static char *bus_path(const char *name, const char *suffix)
-{
-    char *esc = hr_cli_escape(name);
-    size_t len = strlen("/v1/buses/") + strlen(esc) + strlen(suffix) + 1;
-    char *path = hr_xmalloc(len);
-    snprintf(path, len, "/v1/buses/%s%s", esc, suffix);
-    free(esc);
-    return path;
-}
-
-static void print_raw(const hr_cli_resp_t *resp)
-{
-    if (resp->cr_body.len == 0) {
-        return;
-    }
-    fwrite(resp->cr_body.data, 1, resp->cr_body.len, stdout);
-    if (resp->cr_body.data[resp->cr_body.len - 1] != '\n') {
-        putchar('\n');
-    }
-}
-
-/* Parses the answer as a JSON object, or prints why not and returns NULL. */
-static json_t *load_object(const hr_cli_resp_t *resp)
-{
-    json_error_t err;
-    json_t *doc = json_loadb((const char *)resp->cr_body.data, resp->cr_body.len, 0, &err);
-    if (!json_is_object(doc)) {
-        fprintf(stderr, "herald: the server's answer is not a JSON object (%s)\n",
-                doc ? "another JSON value" : err.text);
-        json_decref(doc);
-        return NULL;
-    }
-    return doc;
-}
-
-/* Formats a scalar for a human: strings as they are, null as "-". Caller frees. */
-static char *fmt_value(json_t *v)
-{
-    char buf[64];
-    if (v == NULL || json_is_null(v)) {
-        return hr_xstrdup("-");
-    }
-    if (json_is_string(v)) {
-        return hr_xstrndup(json_string_value(v), json_string_length(v));
-    }
-    if (json_is_integer(v)) {
-        snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return hr_xstrdup(buf);
-    }
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    char *out = hr_xstrdup(s ? s : "?");
-    free(s);
-    return out;
-}
-
-/* "forever", or "max_age P7D, max_bytes 1073741824". Caller frees. */
+/* "forever", or "max_age P7D, max_bytes 1073741824", safe for a terminal. Caller frees. */
 static char *fmt_retention(json_t *r)
 {
     json_t *age = json_object_get(r, "max_age");
@@ -159,7 +104,7 @@ static char *fmt_retention(json_t *r)
     if (!has_age && !has_bytes) {
         return hr_xstrdup("forever");
     }
-    char *a = fmt_value(age), *b = fmt_value(bytes);
+    char *a = hr__cli_human_value(age, 0), *b = hr__cli_human_value(bytes, 0);
     size_t len = strlen(a) + strlen(b) + 32;
     char *out = hr_xmalloc(len);
     if (has_age && has_bytes) {
@@ -260,13 +205,13 @@ static int bus_create(hr_cli_ctx_t *ctx, int argc, char **argv)
         return HR_CLI_EXIT_USAGE;
     }
     static const char *const headers[] = {"Content-Type: application/json", NULL};
-    char *path = bus_path(args[0], "");
+    char *path = hr__cli_path("/v1/buses/", args[0], "");
     hr_cli_resp_t resp = HR_CLI_RESP_INIT;
     rc =
         hr_cli_client_request(hr__cli_client(ctx), "PUT", path, headers, body, strlen(body), &resp);
     if (rc == HR_CLI_EXIT_OK) {
         if (ctx->cc_json) {
-            print_raw(&resp);
+            hr__cli_print_raw(&resp);
         } else {
             printf("%s bus %s\n", resp.cr_status == 201 ? "created" : "updated", args[0]);
         }
@@ -297,46 +242,28 @@ static const char *const col_titles[N_COLS] = {"NAME",  "EVENTS", "FIRST",     "
 static void fill_row(json_t *bus, char **row)
 {
     json_t *stats = json_object_get(bus, "stats");
-    row[COL_NAME] = fmt_value(json_object_get(bus, "name"));
-    row[COL_EVENTS] = fmt_value(json_object_get(stats, "events"));
+    row[COL_NAME] = hr__cli_human_value(json_object_get(bus, "name"), 0);
+    row[COL_EVENTS] = hr__cli_human_value(json_object_get(stats, "events"), 0);
     /* An empty bus reports first_seq 1, last_seq 0: show no range at all. */
     bool empty = json_integer_value(json_object_get(stats, "events")) == 0;
-    row[COL_FIRST] = empty ? hr_xstrdup("-") : fmt_value(json_object_get(stats, "first_seq"));
-    row[COL_LAST] = empty ? hr_xstrdup("-") : fmt_value(json_object_get(stats, "last_seq"));
-    row[COL_BYTES] = fmt_value(json_object_get(stats, "bytes"));
-    row[COL_FSYNC] = fmt_value(json_object_get(bus, "fsync"));
+    row[COL_FIRST] =
+        empty ? hr_xstrdup("-") : hr__cli_human_value(json_object_get(stats, "first_seq"), 0);
+    row[COL_LAST] =
+        empty ? hr_xstrdup("-") : hr__cli_human_value(json_object_get(stats, "last_seq"), 0);
+    row[COL_BYTES] = hr__cli_human_value(json_object_get(stats, "bytes"), 0);
+    row[COL_FSYNC] = hr__cli_human_value(json_object_get(bus, "fsync"), 0);
     row[COL_RETENTION] = fmt_retention(json_object_get(bus, "retention"));
-    row[COL_DEDUP] = fmt_value(json_object_get(bus, "dedup_window"));
+    row[COL_DEDUP] = hr__cli_human_value(json_object_get(bus, "dedup_window"), 0);
 }
 
 static void print_table(json_t *buses)
 {
     size_t n = json_array_size(buses);
-    char **cells = hr_xcalloc((n + 1) * N_COLS, sizeof *cells);
-    size_t width[N_COLS];
-    for (size_t c = 0; c < N_COLS; c++) {
-        cells[c] = hr_xstrdup(col_titles[c]);
-        width[c] = strlen(col_titles[c]);
-    }
+    char **cells = hr_xcalloc(n * N_COLS + 1, sizeof *cells);
     for (size_t r = 0; r < n; r++) {
-        fill_row(json_array_get(buses, r), cells + (r + 1) * N_COLS);
-        for (size_t c = 0; c < N_COLS; c++) {
-            size_t w = strlen(cells[(r + 1) * N_COLS + c]);
-            width[c] = w > width[c] ? w : width[c];
-        }
+        fill_row(json_array_get(buses, r), cells + r * N_COLS);
     }
-    for (size_t r = 0; r <= n; r++) {
-        for (size_t c = 0; c < N_COLS; c++) {
-            const char *cell = cells[r * N_COLS + c];
-            hr__cli_print_human_to(stdout, cell, strlen(cell), 0);
-            if (c + 1 < N_COLS) {
-                printf("%*s", (int)(width[c] - strlen(cell) + 2), "");
-            }
-            free(cells[r * N_COLS + c]);
-        }
-        putchar('\n');
-    }
-    free(cells);
+    hr__cli_print_table(col_titles, N_COLS, cells, n);
 }
 
 static int bus_list(hr_cli_ctx_t *ctx, int argc, char **argv)
@@ -351,9 +278,9 @@ static int bus_list(hr_cli_ctx_t *ctx, int argc, char **argv)
     rc = hr_cli_client_request(hr__cli_client(ctx), "GET", "/v1/buses", NULL, NULL, 0, &resp);
     if (rc == HR_CLI_EXIT_OK) {
         if (ctx->cc_json) {
-            print_raw(&resp);
+            hr__cli_print_raw(&resp);
         } else {
-            json_t *doc = load_object(&resp);
+            json_t *doc = hr__cli_load_object(&resp);
             json_t *buses = json_object_get(doc, "buses");
             if (json_is_array(buses)) {
                 print_table(buses);
@@ -389,11 +316,9 @@ static void print_fields(json_t *obj, const char *prefix)
             print_fields(v, sub);
             continue;
         } else {
-            text = fmt_value(v);
+            text = hr__cli_human_value(v, 0);
         }
-        printf("%-18s", name);
-        hr__cli_print_human_to(stdout, text, strlen(text), 0);
-        putchar('\n');
+        printf("%-18s%s\n", name, text); /* text is safe for a terminal */
         free(text);
     }
 }
@@ -406,14 +331,14 @@ static int bus_get(hr_cli_ctx_t *ctx, int argc, char **argv)
     if (!hr__cli_parse(ctx, &get_cmd, NULL, argc, argv, args, &n_args, &rc)) {
         return rc;
     }
-    char *path = bus_path(args[0], "");
+    char *path = hr__cli_path("/v1/buses/", args[0], "");
     hr_cli_resp_t resp = HR_CLI_RESP_INIT;
     rc = hr_cli_client_request(hr__cli_client(ctx), "GET", path, NULL, NULL, 0, &resp);
     if (rc == HR_CLI_EXIT_OK) {
         if (ctx->cc_json) {
-            print_raw(&resp);
+            hr__cli_print_raw(&resp);
         } else {
-            json_t *doc = load_object(&resp);
+            json_t *doc = hr__cli_load_object(&resp);
             if (doc == NULL) {
                 rc = HR_CLI_EXIT_SERVER;
             }
@@ -447,12 +372,12 @@ static int bus_delete(hr_cli_ctx_t *ctx, int argc, char **argv)
     if (!hr__cli_parse(ctx, &delete_cmd, &o, argc, argv, args, &n_args, &rc)) {
         return rc;
     }
-    char *path = bus_path(args[0], o.bd_force ? "?force=true" : "");
+    char *path = hr__cli_path("/v1/buses/", args[0], o.bd_force ? "?force=true" : "");
     hr_cli_resp_t resp = HR_CLI_RESP_INIT;
     rc = hr_cli_client_request(hr__cli_client(ctx), "DELETE", path, NULL, NULL, 0, &resp);
     if (rc == HR_CLI_EXIT_OK) {
         if (ctx->cc_json) {
-            print_raw(&resp);
+            hr__cli_print_raw(&resp);
         } else {
             printf("deleted bus %s\n", args[0]);
         }
@@ -468,12 +393,7 @@ static int bus_delete(hr_cli_ctx_t *ctx, int argc, char **argv)
 
 /* ---- Dispatch ---- */
 
-typedef struct bus_subcommand {
-    const char *name;
-    int (*run)(hr_cli_ctx_t *ctx, int argc, char **argv);
-} bus_subcommand_t;
-
-static const bus_subcommand_t subcommands[] = {
+static const hr_cli_subcmd_t subcommands[] = {
     {"create", bus_create},
     {"list", bus_list},
     {"get", bus_get},
@@ -482,23 +402,6 @@ static const bus_subcommand_t subcommands[] = {
 
 int hr__cli_bus(hr_cli_ctx_t *ctx, int argc, char **argv)
 {
-    int rc;
-    int sub;
-    if (!hr__cli_parse_group(ctx, &bus_cmd, argc, argv, &sub, &rc)) {
-        return rc;
-    }
-    if (sub >= argc) {
-        if (ctx->cc_help) {
-            hr__cli_print_help(&bus_cmd);
-            return HR_CLI_EXIT_OK;
-        }
-        return hr__cli_usage_error(&bus_cmd, "missing command (create, list, get or delete)");
-    }
-    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++) {
-        if (strcmp(subcommands[i].name, argv[sub]) == 0) {
-            return subcommands[i].run(ctx, argc - sub, argv + sub);
-        }
-    }
-    return hr__cli_usage_error(&bus_cmd, "unknown command '%s' (create, list, get or delete)",
-                               argv[sub]);
+    return hr__cli_run_group(ctx, &bus_cmd, subcommands, sizeof subcommands / sizeof subcommands[0],
+                             "create, list, get or delete", argc, argv);
 }

@@ -219,24 +219,6 @@ void hr__cesql_to_str(hr_cesql_ctx_t *cx, const hr_cesql_val_t *v, const char **
 
 /* ---- attributes ---- */
 
-static const hr_ce_ext_t *find_ext(const hr_ce_event_t *ev, const char *name)
-{
-    size_t lo = 0, hi = ev->n_exts;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(name, ev->exts[mid].name);
-        if (c == 0) {
-            return &ev->exts[mid];
-        }
-        if (c < 0) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    return NULL;
-}
-
 /* The value of the attribute of node n: a String for context attributes, the extension's own
  * type otherwise. Returns false (and the Boolean false) when the event lacks it. */
 static bool attr_value(const hr_ce_event_t *ev, const hr_cesql_node_t *n, hr_cesql_val_t *out)
@@ -269,7 +251,7 @@ static bool attr_value(const hr_ce_event_t *ev, const hr_cesql_node_t *n, hr_ces
         s = ev->time;
         break;
     case HR_CESQL_A_EXT: {
-        const hr_ce_ext_t *x = find_ext(ev, n->n_str);
+        const hr_ce_ext_t *x = hr_ce_find_ext(ev, n->n_str);
         if (x != NULL) {
             s = x->value;
             kind = x->kind;

@@ -402,7 +402,7 @@ static void test_batch(void **state)
                      err.msg, bad[i].index, bad[i].field);
         }
         if (bad[i].index >= 0) {
-            char want[32];
+            char want[48];
             snprintf(want, sizeof want, "batch element %ld", bad[i].index);
             assert_non_null(strstr(err.msg, want));
         }
