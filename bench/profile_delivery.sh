@@ -9,7 +9,7 @@
 # triggers (no filters) to it, drives herald with wrk (binary 1 KiB events, BENCH_CONNS conns)
 # and, after a warm-up, records herald with `perf record` (software cpu-clock; dwarf call graphs)
 # for PROFILE_SECONDS, then lets delivery drain. Prints the publish and delivery rates over the
-# recording, herald's CPU, top symbols (self), threads (MHD workers, the commit thread, the
+# recording, herald's CPU, top symbols (self), threads (HTTP workers, the commit thread, the
 # delivery loop), libraries, and inclusive user-space functions. Stops everything by PID.
 # Knobs: PROFILE_SECONDS (10), PROFILE_TOP (25), PROFILE_CALLGRAPH (dwarf | fp),
 #        PROFILE_TRIGGERS (1), PROFILE_MIF (64: max_in_flight), PROFILE_DELAY_MS (0: closed loop;
@@ -126,18 +126,11 @@ echo
 echo "--- top $TOP symbols, self time (% of herald's samples) ---"
 report --no-children --sort symbol --percent-limit 0.3 | head -n "$TOP"
 echo
-echo "--- by thread (comm: MHD workers, commit, delivery loop) ---"
+echo "--- by thread (comm: hr-http-N workers, hr-commit, hr-dispatch, hr-dloop, hr-persist) ---"
 report --no-children --sort comm,pid | head -n 16
 echo
-echo "--- the delivery-loop thread only (loop_main: libcurl multi), top symbols ---"
-# The delivery loop is the thread whose samples run under loop_main (the libcurl multi loop).
-LOOP_TID=$(perf report -i "$dir/perf.data" --stdio --children --sort pid,symbol -g none 2>/dev/null |
-    awk '/\] loop_main/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+:/) { split($i, a, ":"); print a[1]; exit } }' || true)
-if [ -n "$LOOP_TID" ]; then
-    report --no-children --tid "$LOOP_TID" --sort symbol --percent-limit 0.5 | head -n "$TOP"
-else
-    echo "(no loop_main frames found)"
-fi
+echo "--- the delivery-loop thread only (hr-dloop), top symbols ---"
+report --no-children --comms hr-dloop --sort symbol --percent-limit 0.5 | head -n "$TOP"
 echo
 echo "--- by library (dso) ---"
 report --no-children --sort dso | head -n 12

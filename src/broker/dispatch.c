@@ -18,6 +18,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -514,6 +515,7 @@ static hr_consumer_t **snapshot(hr_dispatch_t *d, size_t *n)
 static void *dispatch_main(void *arg)
 {
     hr_dispatch_t *d = arg;
+    pthread_setname_np(pthread_self(), "hr-dispatch"); /* for top -H and profiles */
     for (;;) {
         pthread_mutex_lock(&d->mu);
         bool stop = d->stop;

@@ -105,6 +105,7 @@ static void write_batch(hr_persist_t *p, job_t *jobs, bool cursors)
 static void *persist_main(void *arg)
 {
     hr_persist_t *p = arg;
+    pthread_setname_np(pthread_self(), "hr-persist"); /* for top -H and profiles */
     uint64_t last_flush = hr_mono_ns();
     pthread_mutex_lock(&p->mu);
     for (;;) {

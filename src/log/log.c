@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -423,6 +424,7 @@ static void timespec_at(struct timespec *ts, uint64_t mono_ns)
 static void *commit_main(void *arg)
 {
     hr_log_t *log = arg;
+    pthread_setname_np(pthread_self(), "hr-commit"); /* for top -H and profiles */
     group_t g;
     memset(&g, 0, sizeof(g));
     pthread_mutex_lock(&log->lg_q_mu);
