@@ -169,10 +169,14 @@ NGX
     done
 }
 
-# put_trigger URL NAME SINK_URL MAX_IN_FLIGHT: a trigger on the default bus, no filters.
+# put_trigger URL NAME SINK_URL MAX_IN_FLIGHT [PIPELINE]: a trigger on the default bus, no filters
+# (PIPELINE: its delivery.pipeline, default 1).
 put_trigger() {
+    local delivery="" # the default pipeline (1) is left out: older herald builds can be compared
+    [ "${5:-1}" = 1 ] || delivery=",\"delivery\":{\"pipeline\":$5}"
     curl -sf --max-time 10 -X PUT -H 'content-type: application/json' \
-        -d "{\"bus\":\"default\",\"sink\":\"$3\",\"max_in_flight\":$4}" "$1/v1/triggers/$2" >/dev/null ||
+        -d "{\"bus\":\"default\",\"sink\":\"$3\",\"max_in_flight\":$4$delivery}" \
+        "$1/v1/triggers/$2" >/dev/null ||
         die "PUT /v1/triggers/$2 failed"
 }
 

@@ -10,7 +10,10 @@
  *   3. with nothing to do, wait on the condition variable, woken by commits (bus watcher),
  *      room freed by the delivery loop, new or killed consumers, or a 1 s timeout.
  *
- * At most one thread (this one) pushes entries; the delivery loop only pops.
+ * A small commit (at most INLINE_MAX records, every consumer attached) is dispatched by the
+ * committing thread itself (try_inline), so that the dispatcher thread need not wake up.
+ * pass_mu makes the passes exclusive: one thread at a time pushes entries; the delivery loop
+ * only pops.
  */
 #include "broker/dispatch.h"
 #include "ce/event.h"
@@ -27,6 +30,8 @@
 #define READ_RECORDS 512
 #define READ_BYTES (4u << 20)
 #define RING_MAX_BYTES (8u << 20)
+/* Most records a commit notification dispatches on the committing thread. */
+#define INLINE_MAX 256
 
 struct hr_dispatch {
     hr_bus_t *bus;
@@ -34,15 +39,16 @@ struct hr_dispatch {
     hr_dispatch_kick_fn kick;
     void *kick_arg;
     pthread_t thread;
+    pthread_mutex_t pass_mu; /* held for a pass: pos, batch, matcher and consumer progress */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
     bool woken;
     hr_consumer_t **cs; /* guarded by mu; the thread works on a snapshot */
     size_t n_cs, cap_cs;
-    uint64_t pos; /* dispatcher thread only */
+    uint64_t pos; /* under pass_mu */
     hr_log_batch_t batch;
-    /* The index of the attached consumers' filters (dispatcher thread only), rebuilt when
+    /* The index of the attached consumers' filters (under pass_mu), rebuilt when
      * the set of attached consumers or any spec changes. */
     hr_matcher_t *matcher;
     hr_trigger_spec_t **m_specs; /* references held for the filters in the matcher */
@@ -471,10 +477,48 @@ static bool catch_up(hr_dispatch_t *d, hr_consumer_t *c)
     return progress;
 }
 
+static hr_consumer_t **snapshot(hr_dispatch_t *d, size_t *n);
+static void kick_and_release(hr_dispatch_t *d, hr_consumer_t **cs, size_t n);
+
+/* Dispatches a small commit on the calling thread. Returns true when everything committed
+ * was dispatched, i.e. the dispatcher thread has nothing to do. Why: at moderate rates most
+ * commit groups hold a few events, and waking another thread for each costs a futex wake (an
+ * inter-processor interrupt when it sleeps on another CPU) and one more hop of delivery
+ * latency. Big groups and detached consumers, whose reads may reach older segments on disk,
+ * stay with the dispatcher thread, so commits are not slowed down by them. */
+static bool try_inline(hr_dispatch_t *d)
+{
+    if (pthread_mutex_trylock(&d->pass_mu) != 0) {
+        return false; /* a pass is running; the wake-up makes it look again */
+    }
+    bool done = false;
+    uint64_t last = hr_bus_last_seq(d->bus);
+    if (last >= d->pos && last - d->pos < INLINE_MAX) {
+        size_t n;
+        hr_consumer_t **cs = snapshot(d, &n);
+        bool all_attached = true;
+        for (size_t i = 0; i < n; i++) {
+            all_attached &= cs[i]->attached && cs[i]->kind != HR_CONSUMER_REPLAY;
+        }
+        if (all_attached) {
+            (void)attached_pass(d, cs, n);
+            done = d->pos > last;
+            for (size_t i = 0; i < n; i++) {
+                done &= cs[i]->attached;
+            }
+        }
+        kick_and_release(d, cs, n);
+    }
+    pthread_mutex_unlock(&d->pass_mu);
+    return done;
+}
+
 static void on_commit(hr_bus_watch_t *w)
 {
     hr_dispatch_t *d = (hr_dispatch_t *)((char *)w - offsetof(hr_dispatch_t, watch));
-    hr_dispatch_wake(d);
+    if (!try_inline(d)) {
+        hr_dispatch_wake(d);
+    }
 }
 
 void hr_dispatch_wake(hr_dispatch_t *d)
@@ -512,6 +556,20 @@ static hr_consumer_t **snapshot(hr_dispatch_t *d, size_t *n)
     return snap;
 }
 
+/* Tells the delivery loop about consumers that got entries (and replays, which also end),
+ * then drops the snapshot's references. */
+static void kick_and_release(hr_dispatch_t *d, hr_consumer_t **cs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (cs[i]->dkicked || cs[i]->kind == HR_CONSUMER_REPLAY) {
+            cs[i]->dkicked = false;
+            d->kick(d->kick_arg, cs[i]);
+        }
+        hr_consumer_unref(cs[i]);
+    }
+    free(cs);
+}
+
 static void *dispatch_main(void *arg)
 {
     hr_dispatch_t *d = arg;
@@ -524,6 +582,7 @@ static void *dispatch_main(void *arg)
         if (stop) {
             break;
         }
+        pthread_mutex_lock(&d->pass_mu);
         size_t n;
         hr_consumer_t **cs = snapshot(d, &n);
         bool progress = attached_pass(d, cs, n);
@@ -532,14 +591,8 @@ static void *dispatch_main(void *arg)
                 progress |= catch_up(d, cs[i]);
             }
         }
-        for (size_t i = 0; i < n; i++) {
-            if (cs[i]->dkicked || cs[i]->kind == HR_CONSUMER_REPLAY) {
-                cs[i]->dkicked = false;
-                d->kick(d->kick_arg, cs[i]);
-            }
-            hr_consumer_unref(cs[i]);
-        }
-        free(cs);
+        kick_and_release(d, cs, n);
+        pthread_mutex_unlock(&d->pass_mu);
         if (progress) {
             continue;
         }
@@ -562,6 +615,7 @@ int hr_dispatch_create(hr_bus_t *bus, hr_dispatch_kick_fn kick, void *kick_arg, 
     d->kick = kick;
     d->kick_arg = kick_arg;
     d->pos = hr_bus_last_seq(bus) + 1;
+    pthread_mutex_init(&d->pass_mu, NULL);
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
     d->batch = (hr_log_batch_t)HR_LOG_BATCH_INIT;
@@ -593,6 +647,7 @@ void hr_dispatch_destroy(hr_dispatch_t *d)
     }
     free(d->cs);
     hr_log_batch_free(&d->batch);
+    pthread_mutex_destroy(&d->pass_mu);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     free(d);
