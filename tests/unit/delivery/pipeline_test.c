@@ -16,6 +16,8 @@
  *   PL_FIRST_EOF   answer it, then close (FIN) and drop whatever else came
  *   PL_FIRST_CLOSE answer it with Connection: close, then close
  *   PL_HANG        never answer it or anything after it on that connection
+ *   PL_MALFORMED   answer it with a broken status line, then close
+ *   PL_RESET       reset the connection (RST) without answering it
  *   PL_HTTP10      (every request) answer as HTTP/1.0 with Connection: keep-alive
  * It closes gracefully (shutdown, then read until the client closes), so that no RST
  * destroys an answer the client has not read yet.
@@ -114,7 +116,7 @@ static void bump(int *v)
 
 /* ---- pl: the server ---- */
 
-enum { PL_OK, PL_FIRST_EOF, PL_FIRST_CLOSE, PL_HANG, PL_HTTP10 };
+enum { PL_OK, PL_FIRST_EOF, PL_FIRST_CLOSE, PL_HANG, PL_MALFORMED, PL_RESET, PL_HTTP10 };
 enum { PL_MAX_CONNS = 128, PL_READ = 64 * 1024, PL_OUT = 64 * 1024 };
 
 typedef struct pl_conn {
@@ -143,7 +145,7 @@ typedef struct pl {
     int early;     /* reads that found a request behind an unanswered one */
     int order_bad; /* requests whose id was not above the previous one on their connection */
     int body_bad;  /* request bodies that were not what the client sends */
-    int closes;    /* connections the server closed after an answer (modes FIRST_*) */
+    int closes;    /* connections the server closed (FIRST_*, MALFORMED, RESET) */
     int hangs;     /* connections it stopped answering (PL_HANG) */
 } pl_t;
 
@@ -217,7 +219,7 @@ static void pl_serve(pl_t *s, pl_conn_t *c)
     size_t out_len = 0, off = 0;
     int mode = atomic_load(&s->mode);
     int k = 0, n_answered = 0, order_bad = 0, body_bad = 0, hangs = 0;
-    bool close_after = false;
+    bool close_after = false, reset = false;
     for (;;) {
         char *h = c->buf + off;
         size_t avail = c->len - off;
@@ -258,6 +260,17 @@ static void pl_serve(pl_t *s, pl_conn_t *c)
             hangs++;
             continue;
         }
+        if (special && mode == PL_RESET) {
+            reset = true;
+            break;
+        }
+        if (special && mode == PL_MALFORMED) {
+            static const char bad[] = "HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok";
+            memcpy(out + out_len, bad, sizeof bad - 1);
+            out_len += sizeof bad - 1;
+            close_after = true;
+            break;
+        }
         int w =
             snprintf(out + out_len, sizeof out - out_len, "%s\r\n%sContent-Length: %d\r\n\r\n%ld",
                      mode == PL_HTTP10 ? "HTTP/1.0 202 Accepted\r\nConnection: keep-alive"
@@ -286,10 +299,16 @@ static void pl_serve(pl_t *s, pl_conn_t *c)
     s->order_bad += order_bad;
     s->body_bad += body_bad;
     s->hangs += hangs;
-    s->closes += close_after;
+    s->closes += close_after || reset;
     pthread_cond_broadcast(&g_cv);
     pthread_mutex_unlock(&g_mu);
     pl_send(c->fd, out, out_len);
+    if (reset) {
+        struct linger lg = {1, 0}; /* close() sends RST */
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        pl_close(s, c);
+        return;
+    }
     if (close_after) {
         /* Graceful: FIN now, then read until the client closes (a close() with unread data
          * would send RST, which may destroy the answer before the client reads it). */
@@ -783,6 +802,69 @@ static void test_head_times_out(void **state)
     finish_scenario(l, s, r, N, true);
 }
 
+/* A malformed response to the head of a pipelined batch: the head fails as without
+ * pipelining (HR_EIO naming the parser's error); the seven behind it restart and complete. A
+ * reset instead of a response: the head is retried once (a reused connection that failed
+ * before any byte of its response), the others restart; all complete. */
+static void test_malformed_and_reset(void **state)
+{
+    (void)state;
+    enum { N = 8, DEPTH = 8 };
+    for (int pass = 0; pass < 2; pass++) {
+        reset_globals();
+        pl_t *s = pl_start(pass == 0 ? PL_MALFORMED : PL_RESET);
+        hr_dloop_t *l = loop_new(0);
+        warm_up(l, s);
+        preq_t *r = make_reqs(s, N, DEPTH, 100);
+        batch_t b = {l, r, N};
+        run_on_loop(l, submit_batch, &b);
+        wait_done_validating(l, N + 1);
+        if (pass == 0) {
+            print_message("    head: %s\n", r[0].req.error_text);
+            assert_int_equal(r[0].req.error, HR_EIO);
+            assert_int_equal(r[0].req.curl_code, 8); /* CURLE_WEIRD_SERVER_REPLY */
+            assert_non_null(strstr(r[0].req.error_text, "Malformed HTTP response"));
+            assert_all_accepted(r + 1, N - 1);
+        } else {
+            assert_all_accepted(r, N);
+        }
+        assert_int_equal(read_int(&s->closes), 1);
+        assert_int_equal(read_int(&s->answered), 1 + (pass == 0 ? N - 1 : N));
+        check_settled(l, s, N);
+        finish_scenario(l, s, r, N, true);
+    }
+}
+
+/* Destroying the loop while a pipelined batch hangs on its connection: every request
+ * completes exactly once, with HR_ECLOSED. */
+static void test_destroy_with_pipelined_in_flight(void **state)
+{
+    (void)state;
+    reset_globals();
+    enum { N = 8, DEPTH = 8 };
+    pl_t *s = pl_start(PL_HANG);
+    hr_dloop_t *l = loop_new(0);
+    warm_up(l, s);
+    preq_t *r = make_reqs(s, N, DEPTH, 100);
+    batch_t b = {l, r, N};
+    run_on_loop(l, submit_batch, &b);
+    assert_true(wait_ge(&s->requests, 1 + N, WAIT_MS));
+    hr_dloop_stats_t st = inspect(l);
+    assert_int_equal(st.in_flight, N);
+    hr_dloop_destroy(l);
+    assert_int_equal(read_int(&g_done), 1 + N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(read_int(&r[i].n_done), 1);
+        assert_int_equal(r[i].req.error, HR_ECLOSED);
+        assert_string_equal(r[i].req.error_text, "shutting down");
+        preq_free(&r[i]);
+    }
+    free(r);
+    assert_true(wait_for(&s->open_now, 0, true, WAIT_MS));
+    assert_int_equal(read_int(&g_bad), 0);
+    pl_stop(s);
+}
+
 /* Bodies far larger than the socket buffers: the batch's one sendmsg writes part, the rest
  * continues on EPOLLOUT across request boundaries, while the first responses already come
  * back. The sink checks every body; the invariants are checked all along. */
@@ -834,6 +916,8 @@ int main(void)
         cmocka_unit_test(test_sink_closes_after_first),
         cmocka_unit_test(test_sink_says_connection_close),
         cmocka_unit_test(test_head_times_out),
+        cmocka_unit_test(test_malformed_and_reset),
+        cmocka_unit_test(test_destroy_with_pipelined_in_flight),
         cmocka_unit_test(test_partial_writes),
         cmocka_unit_test(test_http10_sink_not_pipelined),
     };
