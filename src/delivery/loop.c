@@ -10,7 +10,10 @@
  *   2. Fire the timers that are due. Timers started during this step (even already due ones)
  *      wait for the next iteration, so a callback that rearms itself cannot starve the loop.
  *   3. If libcurl's own timer is due, curl_multi_socket_action(CURL_SOCKET_TIMEOUT).
- *   4. epoll_wait() until a socket is ready, libcurl's timer, the nearest timer (rounded up to
+ *   4. Write the pipelined requests started since the last flush (loop_h1.c, hr__h1_flush):
+ *      everything steps 1-3 and the previous batch's done() callbacks started, one sendmsg
+ *      per connection.
+ *   5. epoll_wait() until a socket is ready, libcurl's timer, the nearest timer (rounded up to
  *      whole ms) or the wake-up eventfd; hand every ready libcurl socket to
  *      curl_multi_socket_action() and every ready connection of our own to loop_h1.c (which
  *      completes its requests itself), complete every finished libcurl transfer (done()
@@ -364,6 +367,9 @@ static void run_loop(hr_dloop_t *l)
             curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
             reap_transfers(l);
         }
+        /* Pipelined requests started above or during the last batch go out now, together:
+         * one sendmsg per connection instead of one per request. */
+        hr__h1_flush(l);
         int timeout_ms = poll_timeout_ms(l, hr_mono_ns());
         int n = epoll_wait(l->epoll_fd, evs, MAX_EVENTS, timeout_ms);
         if (n < 0 && errno != EINTR) {

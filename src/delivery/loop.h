@@ -184,6 +184,16 @@ struct hr_dloop_req {
                           * waiting for a free connection under the limits; 0 = none;
                           * default 10 s */
     bool verify_tls;     /* default true: verify the peer certificate and host name */
+    uint16_t pipeline;   /* HTTP/1.1 pipelining: the most requests this one may share a
+                          * keep-alive connection with, counting itself; 0 or 1 = none (the
+                          * default). Requests with pipeline > 1 started in one loop iteration
+                          * go out together, one write per connection, on connections that
+                          * have proven keep-alive; a request whose connection fails under it
+                          * before its response is started again, alone, and done() still runs
+                          * once. Use only for idempotent or duplicate-tolerant requests: a
+                          * restarted request may already have reached the sink. Honoured by
+                          * the loop's own HTTP/1.1 client only; libcurl requests (https,
+                          * proxies, host names) ignore it. */
     void (*done)(hr_dloop_req_t *req); /* runs once per successful submit, on the loop thread */
     void *user;
 
@@ -229,6 +239,9 @@ struct hr_dloop_req {
         struct hr__h1_pool *h1_pool; /* host:port it goes to */
         struct hr__h1_conn *h1_conn; /* connection it runs on; NULL while waiting */
         hr_dloop_req_t *h1_wprev, *h1_wnext; /* the pool's FIFO of waiting requests */
+        hr_dloop_req_t *h1_cnext;            /* next on its connection (FIFO of responses) */
+        size_t h1_head_off, h1_head_len;     /* its head in the connection's head buffer */
+        uint16_t h1_depth;                   /* pipeline in effect: 1 once restarted */
         hr_dloop_timer_t h1_timer;           /* timeout_ms, or the deferred failure */
         uint16_t h1_target_off;              /* "/path?query" inside url (0 = none: send "/") */
         uint16_t h1_target_len;

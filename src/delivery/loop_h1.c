@@ -19,20 +19,49 @@
  * EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET and key = its address | HR__DLOOP_H1_TAG; close()
  * removes it (herald never forks, so no other process holds the socket open), so a connection
  * costs one epoll_ctl in its lifetime. Edge-triggered, so:
- *   - a request is written at once when it gets a connection (one sendmsg of [head, body]);
- *     a short write keeps its offset and continues on the next EPOLLOUT edge;
+ *   - a request is written at once when it gets a connection (one sendmsg of [head, body]),
+ *     unless it is pipelined (below); a short write keeps its offset and continues on the
+ *     next EPOLLOUT edge;
  *   - reads continue until a short read (the receive queue was emptied, epoll(7)) or EAGAIN,
  *     and until EOF when the event carried EPOLLRDHUP/EPOLLHUP;
  *   - any readiness on an idle connection (data, FIN, error) closes it: the peer gave up on it.
  *
  * States of a connection:
- *     CONNECTING --connected--> WRITING --all sent--> READING --response done--> IDLE
- *          ^                                     (keep-alive)            |   ^
- *          |                                                             |   |
- *          +-- (new connection for a request)       IDLE --request-->  WRITING
+ *     CONNECTING --connected--> BUSY --last response done (keep-alive)--> IDLE
+ *          ^                     ^                                          |
+ *          +-- new connection    +------------- a request ------------------+
  *     any --error, timeout, Connection: close, cancel--> CLOSED (freed after the epoll batch)
- * A response may complete before the request is fully written (a sink answering early): the
- * connection is then closed, never reused.
+ * A busy connection carries a FIFO of requests (q_head .. q_tail): responses come in request
+ * order, so the head's response is the one being parsed, and w_req marks the first request
+ * not yet written whole. Without pipelining the FIFO holds one request. A response may
+ * complete before its request is fully written (a sink answering early): the connection is
+ * then closed, never reused.
+ *
+ * Pipelining (hr_dloop_req_t.pipeline > 1, "depth" here; loop.h). Invariants:
+ *   1. A pipelined request joins a busy connection only if it proved HTTP/1.1 keep-alive (a
+ *      response on which it stayed open), is not closing (the response being read says
+ *      close, or the peer shut its side), every request on it is pipelined and the count on
+ *      it stays within every one's depth (can_join()). So a request without pipelining is
+ *      always alone on its connection, and new connections carry one request.
+ *   2. Connection choice: choose(), (a) a connection filling up in this iteration, (b) idle,
+ *      (c) new under the limits, (d) the joinable busy one with the fewest requests, (e) the
+ *      pool's FIFO.
+ *   3. Coalescing: pipelined requests are not written when they get a connection; it is
+ *      listed in l->h1.flush and hr__h1_flush() (loop.c, just before epoll_wait) writes all
+ *      its unwritten requests in one sendmsg. Their heads sit back to back in the
+ *      connection's head buffer.
+ *   4. Exactly once: a request is on one connection, in one wait FIFO, or failed and due
+ *      (h1_err, reported by its timer), never two (hr__h1_validate() checks it). Only the
+ *      request that failed, the head on EOF/reset/malformed responses, or the one whose timer
+ *      fired, is completed with the error; the others on a connection that closes under them
+ *      without their complete response are started again (restart_all) without done(),
+ *      keeping their deadline, and from then on alone (depth 1): a sink that keeps failing
+ *      cannot bounce them forever, and their next failure is reported. Requests behind a
+ *      response that says Connection: close (or an HTTP/1.0 one without keep-alive) restart
+ *      the same way.
+ *   5. A restarted request may already have reached the sink (it was written, the sink may
+ *      have acted before the connection failed): pipelining is for requests where a
+ *      duplicate is acceptable, as with any retry.
  *
  * Responses are parsed by nodejs' http_parser (hr__h1_resp_*, also driven by the fuzzer):
  * 1xx responses are skipped, HEAD responses have no body, bodies come by Content-Length,
@@ -48,8 +77,9 @@
  * idle) is retried once on a fresh connection, as libcurl does. done() never runs inside
  * hr_dloop_submit(): failures found while starting are reported from a due timer.
  *
- * Steady state allocates nothing per request: connections keep their head buffer and parser
- * buffers, closed ones are kept (up to SPARE_MAX) for reuse, one read buffer serves all.
+ * Steady state allocates nothing per request: connections keep their head buffer (grown to
+ * the heads of a pipelined batch) and parser buffers, closed ones are kept (up to SPARE_MAX)
+ * for reuse, one read buffer serves all.
  */
 #include "delivery/loop_int.h"
 
@@ -74,7 +104,8 @@
 #define RBUF_SIZE (64 * 1024)
 #define IDLE_MAX_NS (60 * UINT64_C(1000000000)) /* idle connections and unused pools */
 #define SWEEP_EVERY_NS (10 * UINT64_C(1000000000))
-#define SPARE_MAX 64 /* closed connections kept for reuse */
+#define SPARE_MAX 64     /* closed connections kept for reuse */
+#define SEND_MAX_REQS 64 /* requests per sendmsg (two iovecs each) */
 
 typedef struct hr__h1_pool pool_t;
 typedef struct hr__h1_conn conn_t;
@@ -99,24 +130,39 @@ struct hr__h1_pool {
     uint64_t unused_since_ns; /* when n_open and n_reqs last reached 0 */
 };
 
-enum conn_state { C_CONNECTING, C_WRITING, C_READING, C_IDLE, C_CLOSED };
+enum conn_state { C_CONNECTING, C_BUSY, C_IDLE, C_CLOSED };
 
 struct hr__h1_conn {
     int fd;
     enum conn_state state;
     pool_t *pool;
-    hr_dloop_req_t *req; /* the request it carries (CONNECTING, WRITING, READING) */
-    conn_t *prev, *next; /* the pool's idle or busy list; next: l->h1.closed, spare */
-    bool reused;         /* completed a response before the current request */
+    hr_dloop_req_t *q_head, *q_tail; /* its requests (CONNECTING, BUSY), FIFO through
+                                      * priv.h1_cnext: responses come in this order */
+    size_t n_reqs;
+    uint16_t depth;        /* the smallest priv.h1_depth of its requests: never more on it */
+    hr_dloop_req_t *w_req; /* the first request not completely written; NULL = all written */
+    size_t w_off;          /* bytes of w_req's head + body written */
+    conn_t *prev, *next;   /* the pool's idle or busy list; next: l->h1.closed, spare */
+    conn_t *fprev, *fnext; /* l->h1.flush, while in_flush */
+    bool in_flush;         /* has requests queued in this iteration, written by hr__h1_flush */
+    bool reused;           /* completed a response on which it stayed open */
+    bool pipelinable;      /* and its last such response was HTTP/1.1 */
+    bool peer_closing;     /* the peer shut its side (EPOLLRDHUP): what is left is read */
     uint64_t idle_since_ns;
-    size_t w_off, w_len; /* bytes of head + body written, to write */
-    hr_buf_t head;       /* the request head, rebuilt for each request */
-    hr__h1_resp_t resp;
+    hr_buf_t head; /* heads of w_req and the requests after it, back to back (priv.h1_head_off);
+                    * started over when a request is queued after all were written */
+    hr__h1_resp_t resp; /* the response to q_head */
 };
+
+/* How a request gets a connection (choose()). */
+enum { GO_WAIT, GO_JOIN, GO_IDLE, GO_NEW };
 
 static void on_req_timer(hr_dloop_timer_t *t, void *arg);
 static void connect_for(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req);
 static int build_head(const hr_dloop_t *l, const hr_dloop_req_t *req, hr_buf_t *b);
+static int choose(hr_dloop_t *l, pool_t *p, uint16_t depth, conn_t **out);
+static void go(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req, int how, conn_t *c);
+static void conn_read(hr_dloop_t *l, conn_t *c, uint32_t events);
 
 /* ---- the loop's own timers (not counted in hr_dloop_stats) ---- */
 
@@ -347,15 +393,24 @@ static pool_t *pool_get(hr_dloop_t *l, const pool_key_t *key)
     return p;
 }
 
-static void wait_push(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
+/* Queues `req` in p's FIFO right after `after` (NULL: first). */
+static void wait_insert(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *after, hr_dloop_req_t *req)
 {
+    hr_dloop_req_t *next = after != NULL ? after->priv.h1_wnext : p->wait_head;
     req->priv.h1_waiting = true;
-    req->priv.h1_wnext = NULL;
-    req->priv.h1_wprev = p->wait_tail;
-    if (p->wait_tail != NULL) {
-        p->wait_tail->priv.h1_wnext = req;
+    req->priv.h1_wprev = after;
+    req->priv.h1_wnext = next;
+    if (after != NULL) {
+        after->priv.h1_wnext = req;
     } else {
         p->wait_head = req;
+    }
+    if (next != NULL) {
+        next->priv.h1_wprev = req;
+    } else {
+        p->wait_tail = req;
+    }
+    if (p->n_wait++ == 0) {
         /* The pool now has waiters: list it for kick_all(). */
         p->wprev = NULL;
         p->wnext = l->h1.wait_pools;
@@ -364,8 +419,11 @@ static void wait_push(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
         }
         l->h1.wait_pools = p;
     }
-    p->wait_tail = req;
-    p->n_wait++;
+}
+
+static void wait_push(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
+{
+    wait_insert(l, p, p->wait_tail, req);
 }
 
 static void wait_remove(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
@@ -434,18 +492,52 @@ static void idle_remove(hr_dloop_t *l, conn_t *c)
     l->h1.n_idle--;
 }
 
-/* Closes `c` (any state but CLOSED), detaching its request if any (the caller completes or
- * re-dispatches that), and queues the struct for hr__h1_reap(). Frees no waiter's slot by
- * itself: callers run kick_all() when appropriate. */
+/* Lists `c` for hr__h1_flush(): pipelined requests wait for the others started in the same
+ * iteration, so that they all go out in one write. */
+static void flush_add(hr_dloop_t *l, conn_t *c)
+{
+    if (c->in_flush) {
+        return;
+    }
+    c->in_flush = true;
+    c->fprev = NULL;
+    c->fnext = l->h1.flush;
+    if (l->h1.flush != NULL) {
+        l->h1.flush->fprev = c;
+    }
+    l->h1.flush = c;
+}
+
+static void flush_remove(hr_dloop_t *l, conn_t *c)
+{
+    if (!c->in_flush) {
+        return;
+    }
+    if (c->fprev != NULL) {
+        c->fprev->fnext = c->fnext;
+    } else {
+        l->h1.flush = c->fnext;
+    }
+    if (c->fnext != NULL) {
+        c->fnext->fprev = c->fprev;
+    }
+    c->fprev = c->fnext = NULL;
+    c->in_flush = false;
+}
+
+/* Closes `c` (any state but CLOSED; it carries no request: conn_take() hands those back) and
+ * queues the struct for hr__h1_reap(). Frees no waiter's slot by itself: callers run
+ * kick_all() when appropriate. */
 static void conn_close(hr_dloop_t *l, conn_t *c)
 {
-    HR_ASSERT(c->state != C_CLOSED);
+    HR_ASSERT(c->state != C_CLOSED && c->q_head == NULL && c->n_reqs == 0);
     pool_t *p = c->pool;
     if (c->state == C_IDLE) {
         idle_remove(l, c);
     } else {
         list_remove(&p->busy, c);
     }
+    flush_remove(l, c);
     p->n_open--;
     l->h1.n_open--;
     if (p->n_open == 0 && p->n_reqs == 0) {
@@ -453,14 +545,25 @@ static void conn_close(hr_dloop_t *l, conn_t *c)
     }
     close(c->fd);
     c->fd = -1;
-    if (c->req != NULL) {
-        c->req->priv.h1_conn = NULL;
-        c->req = NULL;
-    }
+    c->w_req = NULL;
     c->state = C_CLOSED;
     c->pool = NULL;
     c->next = l->h1.closed;
     l->h1.closed = c;
+}
+
+/* Closes `c` and hands back the requests it carried, FIFO through priv.h1_cnext, each off
+ * it (priv.h1_conn NULL): the caller completes or restarts (restart_all) every one. */
+static hr_dloop_req_t *conn_take(hr_dloop_t *l, conn_t *c)
+{
+    hr_dloop_req_t *list = c->q_head;
+    for (hr_dloop_req_t *r = list; r != NULL; r = r->priv.h1_cnext) {
+        r->priv.h1_conn = NULL;
+    }
+    c->q_head = c->q_tail = NULL;
+    c->n_reqs = 0;
+    conn_close(l, c);
+    return list;
 }
 
 static void conn_free(conn_t *c)
@@ -530,6 +633,7 @@ static void kick_all(hr_dloop_t *l);
 static void finish(hr_dloop_t *l, hr_dloop_req_t *req, int err, int curl_code, const char *text)
 {
     HR_ASSERT(req->priv.h1 && req->priv.h1_conn == NULL && !req->priv.h1_waiting);
+    HR_ASSERT(req->priv.h1_cnext == NULL);
     pool_t *p = req->priv.h1_pool;
     itimer_stop(l, &req->priv.h1_timer);
     req->latency_us = (hr_mono_ns() - req->priv.start_ns) / 1000;
@@ -573,11 +677,46 @@ static void fail_soon(hr_dloop_t *l, hr_dloop_req_t *req, int err, int curl_code
     itimer_start(l, &req->priv.h1_timer, 0, on_req_timer, req);
 }
 
-/* Closes `c` and completes its request now with the failure. */
+/*
+ * Starts again each request of `list` (from conn_take()) but `except`, which the caller
+ * completes itself. They lost their connection before their response was complete through no
+ * failure of their own: a pipelined request ahead of them failed or timed out, or the sink
+ * closed the connection after an earlier response. So done() is not called and they keep
+ * their deadline (the timer runs on). Each runs alone from now on (depth 1): a sink that
+ * keeps failing cannot bounce a request from connection to connection, the next failure is
+ * its own and is reported. Those that must wait go first in the pool's FIFO, in their order:
+ * they were handed out before anything that waits now. Never calls done().
+ */
+static void restart_all(hr_dloop_t *l, hr_dloop_req_t *list, const hr_dloop_req_t *except)
+{
+    hr_dloop_req_t *after = NULL; /* the last one queued */
+    while (list != NULL) {
+        hr_dloop_req_t *req = list;
+        list = req->priv.h1_cnext;
+        req->priv.h1_cnext = NULL;
+        if (req == except) {
+            continue;
+        }
+        pool_t *p = req->priv.h1_pool;
+        hr__dloop_clear_result(req); /* the head may have received part of a response */
+        req->priv.h1_depth = 1;
+        conn_t *c = NULL;
+        /* While shutting down nothing new opens: the waiters are cancelled next. */
+        int how = l->shutting_down ? GO_WAIT : choose(l, p, 1, &c);
+        if (how == GO_WAIT) {
+            wait_insert(l, p, after, req);
+            after = req;
+        } else {
+            go(l, p, req, how, c);
+        }
+    }
+}
+
+/* Closes `c` and completes its head request now with the failure; the others start again. */
 static void conn_fail(hr_dloop_t *l, conn_t *c, int err, int curl_code, const char *text)
 {
-    hr_dloop_req_t *req = c->req;
-    conn_close(l, c);
+    hr_dloop_req_t *req = c->q_head;
+    restart_all(l, conn_take(l, c), req);
     finish(l, req, err, curl_code, text);
 }
 
@@ -591,9 +730,11 @@ static void on_req_timer(hr_dloop_timer_t *t, void *arg)
         return;
     }
     conn_t *c = req->priv.h1_conn;
-    size_t got = c != NULL ? c->resp.n_fed : 0;
+    size_t got = c != NULL && c->q_head == req ? c->resp.n_fed : 0;
     if (c != NULL) {
-        conn_close(l, c); /* mid-request: unusable */
+        /* A request on the wire cannot be taken back, and responses come in order: the
+         * connection is unusable. The others on it start again elsewhere. */
+        restart_all(l, conn_take(l, c), req);
     } else if (req->priv.h1_waiting) {
         wait_remove(l, req->priv.h1_pool, req);
     }
@@ -638,27 +779,76 @@ static bool is_head(const hr_dloop_req_t *req)
     return req->method != NULL && strcmp(req->method, "HEAD") == 0;
 }
 
-/* Prepares `c` to carry `req`: the head, the write offset, the response parser. Returns 0 or
- * HR_ENOMEM. */
-static int prepare(const hr_dloop_t *l, conn_t *c, hr_dloop_req_t *req)
+/* Bytes `req` puts on the wire: its head and, unless GET or HEAD, its body. */
+static size_t wire_len(const hr_dloop_req_t *req)
 {
+    return req->priv.h1_head_len + (sends_body(req) ? req->body.len : 0);
+}
+
+/* Puts `req` last on `c`: its head is appended to the unwritten ones, and if `c` had no
+ * request its response is the next to parse. Returns 0 or HR_ENOMEM (nothing changed). */
+static int queue_req(const hr_dloop_t *l, conn_t *c, hr_dloop_req_t *req)
+{
+    if (c->w_req == NULL) {
+        c->head.len = 0; /* everything before was written: reuse the buffer from the start */
+    }
+    size_t off = c->head.len;
     if (build_head(l, req, &c->head) != 0) {
+        c->head.len = off;
         return HR_ENOMEM;
     }
-    c->w_off = 0;
-    c->w_len = c->head.len + (sends_body(req) ? req->body.len : 0);
-    hr__h1_resp_begin(&c->resp, req, l->max_body_bytes, is_head(req));
+    req->priv.h1_head_off = off;
+    req->priv.h1_head_len = c->head.len - off;
+    req->priv.h1_cnext = NULL;
+    req->priv.h1_conn = c;
+    if (c->q_tail != NULL) {
+        c->q_tail->priv.h1_cnext = req;
+    } else {
+        c->q_head = req;
+    }
+    c->q_tail = req;
+    if (c->n_reqs == 0 || req->priv.h1_depth < c->depth) {
+        c->depth = req->priv.h1_depth;
+    }
+    c->n_reqs++;
+    if (c->w_req == NULL) {
+        c->w_req = req;
+        c->w_off = 0;
+    }
+    if (c->q_head == req) {
+        hr__h1_resp_begin(&c->resp, req, l->max_body_bytes, is_head(req));
+    }
     return 0;
 }
 
-/* Writes the request line and headers into `b`: the same request libcurl sends (Host,
+/* Takes the head request, whose response is complete and which was written whole, off `c`. */
+static void pop_head(conn_t *c)
+{
+    hr_dloop_req_t *req = c->q_head;
+    HR_ASSERT(c->w_req != req);
+    c->q_head = req->priv.h1_cnext;
+    if (c->q_head == NULL) {
+        c->q_tail = NULL;
+    }
+    c->n_reqs--;
+    req->priv.h1_cnext = NULL;
+    req->priv.h1_conn = NULL;
+    /* The departing request's limit no longer applies (it held at most depth requests). */
+    c->depth = UINT16_MAX;
+    for (const hr_dloop_req_t *r = c->q_head; r != NULL; r = r->priv.h1_cnext) {
+        if (r->priv.h1_depth < c->depth) {
+            c->depth = r->priv.h1_depth;
+        }
+    }
+}
+
+/* Appends the request line and headers to `b`: the same request libcurl sends (Host,
  * User-Agent, Accept, Content-Length unless GET/HEAD, the caller's headers). Returns 0 or
  * HR_ENOMEM. */
 static int build_head(const hr_dloop_t *l, const hr_dloop_req_t *req, hr_buf_t *b)
 {
     const char *url = req->url;
     const struct hr_dloop_req_priv *pv = &req->priv;
-    b->len = 0;
     int rc = puts_(b, req->method != NULL ? req->method : "POST");
     rc |= put(b, " ", 1);
     if (pv->h1_target_len > 0) {
@@ -711,28 +901,51 @@ static int build_head(const hr_dloop_t *l, const hr_dloop_req_t *req, hr_buf_t *
 
 /* ---- connections: writing ---- */
 
-/* Sends what the socket takes of [head, body] from w_off. Returns 0 (all sent, or the rest
- * waits for EPOLLOUT) or -errno. */
+/* Marks `n` more bytes of the unwritten requests on `c` as written. */
+static void advance(conn_t *c, size_t n)
+{
+    while (n > 0) {
+        HR_ASSERT(c->w_req != NULL);
+        size_t left = wire_len(c->w_req) - c->w_off;
+        if (n < left) {
+            c->w_off += n;
+            return;
+        }
+        n -= left;
+        c->w_req = c->w_req->priv.h1_cnext;
+        c->w_off = 0;
+    }
+}
+
+/* Writes what the socket takes of the unwritten requests on `c`, from w_req at w_off: the
+ * heads and bodies of all of them in one sendmsg (SEND_MAX_REQS at a time). Returns 0 (all
+ * written, or the rest waits for EPOLLOUT) or -errno. */
 static int conn_send(conn_t *c)
 {
-    const hr_dloop_req_t *req = c->req;
-    size_t body_len = sends_body(req) ? req->body.len : 0;
-    while (c->w_off < c->w_len) {
-        struct iovec iov[2];
-        int n_iov = 0;
-        if (c->w_off < c->head.len) {
-            iov[n_iov].iov_base = c->head.data + c->w_off;
-            iov[n_iov++].iov_len = c->head.len - c->w_off;
+    while (c->w_req != NULL) {
+        struct iovec iov[2 * SEND_MAX_REQS];
+        size_t n_iov = 0, off = c->w_off;
+        const hr_dloop_req_t *r = c->w_req;
+        for (int i = 0; r != NULL && i < SEND_MAX_REQS; r = r->priv.h1_cnext, i++) {
+            size_t head_len = r->priv.h1_head_len;
+            size_t body_len = sends_body(r) ? r->body.len : 0;
+            if (off < head_len) {
+                iov[n_iov].iov_base = c->head.data + r->priv.h1_head_off + off;
+                iov[n_iov++].iov_len = head_len - off;
+                off = 0;
+            } else {
+                off -= head_len;
+            }
+            if (off < body_len) {
+                iov[n_iov].iov_base = (void *)(r->body.base + off);
+                iov[n_iov++].iov_len = body_len - off;
+            }
+            off = 0; /* only the first request was partly written */
         }
-        if (body_len > 0) {
-            size_t b_off = c->w_off > c->head.len ? c->w_off - c->head.len : 0;
-            iov[n_iov].iov_base = (void *)(req->body.base + b_off);
-            iov[n_iov++].iov_len = body_len - b_off;
-        }
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n_iov};
         ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
         if (n > 0) {
-            c->w_off += (size_t)n;
+            advance(c, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR) {
@@ -743,30 +956,44 @@ static int conn_send(conn_t *c)
         }
         return n < 0 ? -errno : -EPIPE;
     }
-    c->state = C_READING;
     return 0;
 }
 
-/* Retries the request of `c` once on a fresh connection when `c` was a reused keep-alive
- * connection that failed before any response byte arrived: the sink most likely closed it
- * while it was idle. Returns true if it did (c is then closed). */
+/* Retries the head request of `c` once on a fresh connection when `c` was a reused keep-alive
+ * connection that failed before any byte of its response arrived: the sink most likely
+ * closed it while it was idle (or after the previous response). The requests behind it start
+ * again too. Returns true if it did (c is then closed). */
 static bool try_retry(hr_dloop_t *l, conn_t *c)
 {
-    hr_dloop_req_t *req = c->req;
+    hr_dloop_req_t *req = c->q_head;
     if (!c->reused || c->resp.n_fed > 0 || req->priv.h1_retried) {
         return false;
     }
     pool_t *p = c->pool;
     req->priv.h1_retried = true;
-    conn_close(l, c);
-    /* Closing c freed a slot under both limits, so the fresh connection never waits. */
+    req->priv.h1_depth = 1; /* as restarted requests: alone from now on */
+    hr_dloop_req_t *rest = req->priv.h1_cnext;
+    (void)conn_take(l, c);
+    req->priv.h1_cnext = NULL;
+    /* Closing c freed a slot under both limits: the retry takes it (it never waits) before
+     * the others restart. */
     connect_for(l, p, req);
+    restart_all(l, rest, NULL);
     return true;
 }
 
-/* A send on `c` failed with -errno `rc`. `now`: done() may run (not inside a submit). */
+/* A write on `c` failed with -errno `rc`. `now`: done() may run (not inside a submit). */
 static void send_failed(hr_dloop_t *l, conn_t *c, int rc, bool now)
 {
+    if (now && c->w_req != c->q_head) {
+        /* The head request went out whole before: its response may be in the receive queue
+         * already (a sink that answered, then closed). Reading takes what is there and ends
+         * at EOF or an error, which closes the connection. */
+        conn_read(l, c, EPOLLIN | EPOLLRDHUP);
+        if (c->state != C_BUSY) {
+            return;
+        }
+    }
     if ((rc == -EPIPE || rc == -ECONNRESET) && try_retry(l, c)) {
         return;
     }
@@ -775,19 +1002,20 @@ static void send_failed(hr_dloop_t *l, conn_t *c, int rc, bool now)
     if (now) {
         conn_fail(l, c, HR_EIO, CURLE_SEND_ERROR, text);
     } else {
-        hr_dloop_req_t *req = c->req;
-        conn_close(l, c);
+        hr_dloop_req_t *req = c->q_head;
+        restart_all(l, conn_take(l, c), req);
         fail_soon(l, req, HR_EIO, CURLE_SEND_ERROR, text);
     }
 }
 
-/* Makes `c` idle (most recently used first). */
+/* Makes `c`, which carries no request any more, idle (most recently used first). */
 static void conn_idle(hr_dloop_t *l, conn_t *c)
 {
+    HR_ASSERT(c->q_head == NULL && c->w_req == NULL);
     pool_t *p = c->pool;
     list_remove(&p->busy, c);
+    flush_remove(l, c);
     c->state = C_IDLE;
-    c->reused = true;
     c->idle_since_ns = hr_mono_ns();
     list_push(&p->idle, c);
     if (p->idle_tail == NULL) {
@@ -797,28 +1025,41 @@ static void conn_idle(hr_dloop_t *l, conn_t *c)
     l->h1.n_idle++;
 }
 
-/* Gives `req` the connected connection `c` and sends what it can. Never completes `req`
- * here (it may run inside hr_dloop_submit()). */
+/* Gives `req` the idle connection `c`. A request without pipelining is written at once, as
+ * it always was; a pipelined one waits for hr__h1_flush(), so that the others started in this
+ * iteration can join it and share its write. Never completes `req` here (it may run inside
+ * hr_dloop_submit()). */
 static void attach(hr_dloop_t *l, conn_t *c, hr_dloop_req_t *req)
 {
-    HR_ASSERT(c->state == C_IDLE && c->req == NULL);
+    HR_ASSERT(c->state == C_IDLE && c->q_head == NULL);
     idle_remove(l, c);
     list_push(&c->pool->busy, c);
-    c->state = C_WRITING;
-    c->req = req;
-    req->priv.h1_conn = c;
-    if (prepare(l, c, req) != 0) {
+    c->state = C_BUSY;
+    if (queue_req(l, c, req) != 0) {
         /* The connection is fine: give it back before failing the request. */
-        c->req = NULL;
-        req->priv.h1_conn = NULL;
         conn_idle(l, c);
         fail_soon(l, req, HR_ENOMEM, CURLE_OUT_OF_MEMORY, "out of memory building the request");
+        return;
+    }
+    if (req->priv.h1_depth > 1) {
+        flush_add(l, c);
         return;
     }
     int rc = conn_send(c);
     if (rc != 0) {
         send_failed(l, c, rc, false);
     }
+}
+
+/* Queues the pipelined `req` behind the requests on the busy connection `c` (can_join()); it
+ * is written by hr__h1_flush() with the others queued in this iteration. */
+static void join(hr_dloop_t *l, conn_t *c, hr_dloop_req_t *req)
+{
+    if (queue_req(l, c, req) != 0) {
+        fail_soon(l, req, HR_ENOMEM, CURLE_OUT_OF_MEMORY, "out of memory building the request");
+        return;
+    }
+    flush_add(l, c);
 }
 
 /* ---- connections: opening ---- */
@@ -846,7 +1087,8 @@ static void connect_failed(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req, int er
     }
 }
 
-/* Opens a new connection of `p` for `req` (the caller checked the limits). Failures to even
+/* Opens a new connection of `p` for `req` (the caller checked the limits); `req` is written
+ * once it is connected. Nothing joins it before it has proven keep-alive. Failures to even
  * start connecting are reported with fail_soon(). */
 static void connect_for(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
 {
@@ -893,9 +1135,11 @@ static void connect_for(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
     c->fd = fd;
     c->pool = p;
     c->state = C_CONNECTING;
-    c->reused = false;
-    c->req = req;
-    req->priv.h1_conn = c;
+    c->q_head = c->q_tail = c->w_req = NULL;
+    c->n_reqs = 0;
+    c->w_off = 0;
+    c->in_flush = c->reused = c->pipelinable = c->peer_closing = false;
+    c->fprev = c->fnext = NULL;
     list_push(&p->busy, c);
     p->n_open++;
     l->h1.n_open++;
@@ -907,7 +1151,7 @@ static void connect_for(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
         connect_failed(l, p, req, err, false);
         return;
     }
-    if (prepare(l, c, req) != 0) {
+    if (queue_req(l, c, req) != 0) {
         conn_close(l, c);
         fail_soon(l, req, HR_ENOMEM, CURLE_OUT_OF_MEMORY, "out of memory building the request");
     }
@@ -915,27 +1159,88 @@ static void connect_for(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
 
 /* ---- handing out connections ---- */
 
-static conn_t *pop_idle(hr_dloop_t *l, pool_t *p)
+/*
+ * True when a pipelined request of depth `depth` may join the busy connection `c`:
+ *   - it completed a response on which it stayed open, in HTTP/1.1 (pipelinable): a new
+ *     connection, or one to an HTTP/1.0 sink, may close after its first response and take
+ *     every request queued behind it down;
+ *   - neither the response being read (will_close) nor the peer (peer_closing) ends it;
+ *   - fewer requests are on it than the joining request allows, and than every request on it
+ *     allows (depth, the smallest of theirs; 1 for a request without pipelining, so nothing
+ *     ever joins one of those).
+ */
+static bool can_join(const conn_t *c, uint16_t depth)
 {
-    (void)l;
-    return p->idle; /* most recently used; attach() unlinks it */
+    return c->state == C_BUSY && c->pipelinable && !c->resp.will_close && !c->peer_closing &&
+           c->n_reqs < depth && c->n_reqs < c->depth;
 }
 
-/* Gives waiting requests of `p` the connections they can have now. */
+/*
+ * Picks a connection of `p` for a request of pipeline depth `depth`, in this order:
+ *   (a) GO_JOIN a connection already taking requests in this iteration, with room (so that a
+ *       burst fills one connection's write before starting the next);
+ *   (b) GO_IDLE the most recently used idle connection;
+ *   (c) GO_NEW a new connection, if the limits allow (they may evict another pool's idle one);
+ *   (d) GO_JOIN the busy joinable connection with the fewest requests;
+ *   (e) GO_WAIT none: the request waits in the pool's FIFO.
+ * Without pipelining (depth 1) only (b), (c) and (e) apply: today's behaviour. *out gets the
+ * connection for GO_JOIN and GO_IDLE.
+ */
+static int choose(hr_dloop_t *l, pool_t *p, uint16_t depth, conn_t **out)
+{
+    conn_t *fewest = NULL;
+    if (depth > 1) {
+        for (conn_t *c = p->busy; c != NULL; c = c->next) {
+            if (!can_join(c, depth)) {
+                continue;
+            }
+            if (c->in_flush) {
+                *out = c;
+                return GO_JOIN;
+            }
+            if (fewest == NULL || c->n_reqs < fewest->n_reqs) {
+                fewest = c;
+            }
+        }
+    }
+    if (p->idle != NULL) {
+        *out = p->idle;
+        return GO_IDLE;
+    }
+    if (has_room(l, p)) {
+        return GO_NEW;
+    }
+    if (fewest != NULL) {
+        *out = fewest;
+        return GO_JOIN;
+    }
+    return GO_WAIT;
+}
+
+/* Carries out choose()'s decision `how` (not GO_WAIT) for `req`, which is on no queue. */
+static void go(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req, int how, conn_t *c)
+{
+    if (how == GO_JOIN) {
+        join(l, c, req);
+    } else if (how == GO_IDLE) {
+        attach(l, c, req);
+    } else {
+        connect_for(l, p, req);
+    }
+}
+
+/* Gives waiting requests of `p` the connections they can have now, in FIFO order. */
 static void kick_pool(hr_dloop_t *l, pool_t *p)
 {
     while (p->wait_head != NULL && !l->shutting_down) {
         hr_dloop_req_t *req = p->wait_head;
-        conn_t *c = pop_idle(l, p);
-        if (c == NULL && !has_room(l, p)) {
+        conn_t *c = NULL;
+        int how = choose(l, p, req->priv.h1_depth, &c);
+        if (how == GO_WAIT) {
             break;
         }
         wait_remove(l, p, req);
-        if (c != NULL) {
-            attach(l, c, req);
-        } else {
-            connect_for(l, p, req);
-        }
+        go(l, p, req, how, c);
     }
 }
 
@@ -950,17 +1255,14 @@ static void kick_all(hr_dloop_t *l)
     }
 }
 
-/* Sends `req` on an idle connection, a new one, or queues it. */
+/* Hands `req` a connection (choose()) or queues it; nobody overtakes a waiting request. */
 static void dispatch(hr_dloop_t *l, pool_t *p, hr_dloop_req_t *req)
 {
     if (p->wait_head == NULL) {
-        conn_t *c = pop_idle(l, p);
-        if (c != NULL) {
-            attach(l, c, req);
-            return;
-        }
-        if (has_room(l, p)) {
-            connect_for(l, p, req);
+        conn_t *c = NULL;
+        int how = choose(l, p, req->priv.h1_depth, &c);
+        if (how != GO_WAIT) {
+            go(l, p, req, how, c);
             return;
         }
     }
@@ -983,6 +1285,8 @@ int hr__h1_start(hr_dloop_t *l, hr_dloop_req_t *req, bool *taken)
     req->priv.h1 = true;
     req->priv.h1_pool = p;
     req->priv.h1_conn = NULL;
+    req->priv.h1_cnext = NULL;
+    req->priv.h1_depth = req->pipeline > 1 ? req->pipeline : 1;
     req->priv.h1_retried = false;
     req->priv.h1_waiting = false;
     req->priv.h1_err = 0;
@@ -1003,7 +1307,8 @@ void hr__h1_cancel(hr_dloop_t *l, hr_dloop_req_t *req)
     pool_t *p = req->priv.h1_pool;
     itimer_stop(l, &req->priv.h1_timer);
     if (req->priv.h1_conn != NULL) {
-        conn_close(l, req->priv.h1_conn);
+        /* The others on its connection wait in the FIFO (shutting down): cancelled next. */
+        restart_all(l, conn_take(l, req->priv.h1_conn), req);
     } else if (req->priv.h1_waiting) {
         wait_remove(l, p, req);
     }
@@ -1017,29 +1322,62 @@ void hr__h1_cancel(hr_dloop_t *l, hr_dloop_req_t *req)
     kick_all(l);
 }
 
-/* ---- connections: events ---- */
-
-/* The response on `c` is complete. `must_close`: bytes beyond it, or the peer is closing. */
-static void response_done(hr_dloop_t *l, conn_t *c, bool must_close)
+void hr__h1_flush(hr_dloop_t *l)
 {
-    hr_dloop_req_t *req = c->req;
-    bool keep = c->resp.keep_alive && !must_close && c->state == C_READING;
-    c->req = NULL;
-    req->priv.h1_conn = NULL;
-    if (keep) {
-        conn_idle(l, c);
-    } else {
-        conn_close(l, c);
+    conn_t *c;
+    /* A failed write may complete requests whose done() queues more: those are written in
+     * this same loop, as they are listed. */
+    while ((c = l->h1.flush) != NULL) {
+        HR_ASSERT(c->state == C_BUSY);
+        flush_remove(l, c);
+        int rc = conn_send(c); /* nothing to do if EPOLLOUT wrote them already */
+        if (rc != 0) {
+            send_failed(l, c, rc, true);
+        }
     }
-    finish(l, req, 0, 0, NULL);
 }
 
-/* The peer closed `c` (read returned 0). */
+/* ---- connections: events ---- */
+
+/*
+ * The response to c's head request is complete; completes that request. `reusable`: the
+ * caller saw nothing that ends the connection. It stays open only if, besides, the response
+ * allows keep-alive and the request had been written whole (a sink may answer early: the
+ * unwritten rest would be read as another request). Then the next request's response is read
+ * next, or the connection goes idle; else it closes and the requests behind start again
+ * elsewhere. Returns true when `c` is still open and carries a request.
+ */
+static bool response_done(hr_dloop_t *l, conn_t *c, bool reusable)
+{
+    hr_dloop_req_t *req = c->q_head;
+    if (!reusable || !c->resp.keep_alive || c->w_req == req) {
+        restart_all(l, conn_take(l, c), req);
+        finish(l, req, 0, 0, NULL);
+        return false;
+    }
+    pop_head(c);
+    c->reused = true;
+    /* Pipelining needs HTTP/1.1 persistence: an HTTP/1.0 keep-alive sink gets one request at
+     * a time. */
+    c->pipelinable = c->resp.parser.http_major == 1 && c->resp.parser.http_minor >= 1;
+    if (c->q_head != NULL) {
+        hr__h1_resp_begin(&c->resp, c->q_head, l->max_body_bytes, is_head(c->q_head));
+    } else {
+        conn_idle(l, c);
+    }
+    finish(l, req, 0, 0, NULL);
+    /* done() may have queued requests on c, but cannot have closed a connection that carries
+     * some; a closed one is freed only after the epoll batch, so c is still readable here. */
+    return c->state == C_BUSY;
+}
+
+/* The peer closed `c` (read returned 0): the head request gets the outcome, the requests
+ * behind it start again. */
 static void on_eof(hr_dloop_t *l, conn_t *c)
 {
     int rc = hr__h1_resp_eof(&c->resp);
     if (rc == 1) {
-        response_done(l, c, true);
+        response_done(l, c, false);
         return;
     }
     if (c->resp.n_fed == 0) {
@@ -1071,26 +1409,57 @@ static bool drained(const conn_t *c, size_t n)
     return k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-/* Reads and parses what arrived on `c` (which carries a request). */
+/* True when bytes arriving on `c` cannot be a response: nothing of its head request has been
+ * written yet. It happens on a kept-alive connection the sink gives up on (a 408, or a close)
+ * just as pipelined requests were queued on it for hr__h1_flush(). (A new connection writes
+ * its request before reading: it never gets here.) */
+static bool head_unwritten(const conn_t *c)
+{
+    return c->reused && c->w_req == c->q_head && c->w_off == 0;
+}
+
+/* Reads and parses what arrived on `c` (which carries requests): responses complete their
+ * requests in order, the bytes after one feed the next. */
 static void conn_read(hr_dloop_t *l, conn_t *c, uint32_t events)
 {
     char *buf = l->h1.rbuf;
     bool closing = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+    if (closing) {
+        c->peer_closing = true; /* read what is left; nothing joins any more */
+    }
     for (;;) {
         ssize_t n = recv(c->fd, buf, RBUF_SIZE, 0);
         if (n > 0) {
-            size_t used = 0;
-            int rc = hr__h1_resp_feed(&c->resp, buf, (size_t)n, &used);
-            if (rc == 1) {
-                response_done(l, c, closing || used < (size_t)n || !drained(c, (size_t)n));
-                return;
-            }
-            if (rc != 0) {
-                char text[256];
-                hr__h1_resp_error(&c->resp, text, sizeof text);
-                conn_fail(l, c, rc,
-                          rc == HR_ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_WEIRD_SERVER_REPLY, text);
-                return;
+            size_t off = 0;
+            while (off < (size_t)n) {
+                if (head_unwritten(c)) {
+                    /* None of its requests went out: all start again, nothing is lost. */
+                    restart_all(l, conn_take(l, c), NULL);
+                    kick_all(l);
+                    return;
+                }
+                size_t used = 0;
+                int rc = hr__h1_resp_feed(&c->resp, buf + off, (size_t)n - off, &used);
+                off += used;
+                if (rc == 0) {
+                    break; /* all consumed; the response goes on */
+                }
+                if (rc != 1) {
+                    char text[256];
+                    hr__h1_resp_error(&c->resp, text, sizeof text);
+                    conn_fail(l, c, rc,
+                              rc == HR_ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_WEIRD_SERVER_REPLY,
+                              text);
+                    return;
+                }
+                /* With more requests on c, what follows is their responses (or the EOF they
+                 * learn from). After the last one, further bytes or a closing peer mean the
+                 * connection cannot be reused. */
+                bool last = c->q_head->priv.h1_cnext == NULL;
+                bool reusable = !last || (!closing && off == (size_t)n && drained(c, (size_t)n));
+                if (!response_done(l, c, reusable)) {
+                    return;
+                }
             }
             if ((size_t)n < RBUF_SIZE && !closing) {
                 return; /* the receive queue is empty: wait for the next edge */
@@ -1138,23 +1507,23 @@ void hr__h1_on_event(hr_dloop_t *l, uint64_t key, uint32_t events)
             err = errno;
         }
         if (err != 0) {
-            hr_dloop_req_t *req = c->req;
             pool_t *p = c->pool;
-            conn_close(l, c);
+            hr_dloop_req_t *req = conn_take(l, c); /* its only request */
+            HR_ASSERT(req != NULL && req->priv.h1_cnext == NULL);
             connect_failed(l, p, req, err, true);
             return;
         }
         if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
             return; /* still connecting */
         }
-        c->state = C_WRITING;
+        c->state = C_BUSY;
         events |= EPOLLOUT;
         break;
     }
     default:
         break;
     }
-    if (c->state == C_WRITING && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
+    if (c->w_req != NULL && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
         int rc = conn_send(c);
         if (rc != 0) {
             send_failed(l, c, rc, true);
@@ -1216,6 +1585,7 @@ static void on_sweep(hr_dloop_timer_t *t, void *arg)
 void hr__h1_free(hr_dloop_t *l)
 {
     hr__h1_t *h = &l->h1;
+    HR_ASSERT(h->flush == NULL); /* only busy connections are listed, and none is left */
     for (size_t i = 0; i < h->n_buckets; i++) {
         pool_t *p = h->buckets[i];
         while (p != NULL) {
@@ -1244,19 +1614,60 @@ void hr__h1_free(hr_dloop_t *l)
     h->n_timers = 0; /* shutdown cancelled the sweep timer with all others */
 }
 
-static size_t check_list(const conn_t *head, const pool_t *p, bool idle)
+/* Checks the requests on `c` (FIFO, write position, depth); returns how many there are. */
+static size_t check_reqs(const conn_t *c, const pool_t *p)
+{
+    size_t n = 0;
+    uint16_t depth = UINT16_MAX;
+    bool unwritten = false; /* at or after w_req */
+    const hr_dloop_req_t *last = NULL;
+    for (const hr_dloop_req_t *r = c->q_head; r != NULL; r = r->priv.h1_cnext) {
+        HR_ASSERT(r->priv.h1 && r->priv.h1_conn == c && r->priv.h1_pool == p);
+        HR_ASSERT(r->priv.state == HR__DLOOP_REQ_ACTIVE && !r->priv.h1_waiting);
+        HR_ASSERT(r->priv.h1_err == 0 && r->priv.h1_depth >= 1);
+        if (r == c->w_req) {
+            unwritten = true;
+            HR_ASSERT(c->w_off < wire_len(r));
+        }
+        if (unwritten) {
+            HR_ASSERT(r->priv.h1_head_len > 0 &&
+                      r->priv.h1_head_off + r->priv.h1_head_len <= c->head.len);
+        }
+        if (r->priv.h1_depth < depth) {
+            depth = r->priv.h1_depth;
+        }
+        last = r;
+        n++;
+    }
+    HR_ASSERT(c->q_tail == last && n == c->n_reqs);
+    HR_ASSERT(c->w_req == NULL || unwritten);
+    if (n > 0) {
+        HR_ASSERT(c->depth == depth && n <= depth && c->resp.req == c->q_head);
+    }
+    return n;
+}
+
+/* Checks an idle or busy list of `p`; adds the requests on it to *n_reqs and the connections
+ * listed for hr__h1_flush() to *n_flush. Returns the list's length. */
+static size_t check_list(const conn_t *head, const pool_t *p, bool idle, size_t *n_reqs,
+                         size_t *n_flush)
 {
     size_t n = 0;
     const conn_t *prev = NULL;
     for (const conn_t *c = head; c != NULL; c = c->next) {
         HR_ASSERT(c->prev == prev && c->pool == p && c->fd >= 0);
+        size_t k = check_reqs(c, p);
         if (idle) {
-            HR_ASSERT(c->state == C_IDLE && c->req == NULL && c->reused);
+            HR_ASSERT(c->state == C_IDLE && k == 0 && c->reused && !c->in_flush);
+        } else if (c->state == C_CONNECTING) {
+            /* Nothing joins a connection before it has proven keep-alive. */
+            HR_ASSERT(k == 1 && !c->reused && !c->in_flush);
         } else {
-            HR_ASSERT(c->state == C_CONNECTING || c->state == C_WRITING || c->state == C_READING);
-            HR_ASSERT(c->req != NULL && c->req->priv.h1_conn == c && c->req->priv.h1_pool == p);
-            HR_ASSERT(c->req->priv.state == HR__DLOOP_REQ_ACTIVE && c->w_off <= c->w_len);
+            HR_ASSERT(c->state == C_BUSY && k >= 1);
+            HR_ASSERT(k == 1 || c->reused); /* more only once it kept a response alive */
         }
+        *n_reqs += k;
+        *n_flush += c->in_flush;
         prev = c;
         n++;
     }
@@ -1270,11 +1681,13 @@ void hr__h1_validate(const hr_dloop_t *l)
 {
     const hr__h1_t *h = &l->h1;
     size_t n_pools = 0, n_open = 0, n_idle = 0, n_reqs = 0, n_waiting_pools = 0;
+    size_t n_on_conns = 0, n_waiting = 0, n_flush = 0;
     for (size_t i = 0; i < h->n_buckets; i++) {
         for (const pool_t *p = h->buckets[i]; p != NULL; p = p->hnext) {
             HR_ASSERT((key_hash(&p->key) & (h->n_buckets - 1)) == i);
-            size_t idle = check_list(p->idle, p, true);
-            size_t busy = check_list(p->busy, p, false);
+            size_t on_conns = 0;
+            size_t idle = check_list(p->idle, p, true, &on_conns, &n_flush);
+            size_t busy = check_list(p->busy, p, false, &on_conns, &n_flush);
             HR_ASSERT(idle == p->n_idle && idle + busy == p->n_open);
             HR_ASSERT(p->n_open <= h->max_host_conns);
             size_t n_wait = 0;
@@ -1282,19 +1695,21 @@ void hr__h1_validate(const hr_dloop_t *l)
             for (const hr_dloop_req_t *r = p->wait_head; r != NULL; r = r->priv.h1_wnext) {
                 HR_ASSERT(r->priv.h1_wprev == prev && r->priv.h1_waiting);
                 HR_ASSERT(r->priv.h1 && r->priv.h1_pool == p && r->priv.h1_conn == NULL);
-                HR_ASSERT(r->priv.state == HR__DLOOP_REQ_ACTIVE);
+                HR_ASSERT(r->priv.state == HR__DLOOP_REQ_ACTIVE && r->priv.h1_cnext == NULL);
                 prev = r;
                 n_wait++;
             }
             HR_ASSERT(p->wait_tail == prev && n_wait == p->n_wait);
             /* Nobody waits while an idle connection could serve them. */
             HR_ASSERT(n_wait == 0 || p->n_idle == 0);
-            HR_ASSERT(busy + n_wait <= p->n_reqs);
+            HR_ASSERT(on_conns + n_wait <= p->n_reqs);
             n_waiting_pools += n_wait > 0;
             n_pools++;
             n_open += p->n_open;
             n_idle += p->n_idle;
             n_reqs += p->n_reqs;
+            n_on_conns += on_conns;
+            n_waiting += n_wait;
         }
     }
     HR_ASSERT(n_pools == h->n_pools && n_open == h->n_open && n_idle == h->n_idle);
@@ -1305,11 +1720,32 @@ void hr__h1_validate(const hr_dloop_t *l)
         n_listed++;
     }
     HR_ASSERT(n_listed == n_waiting_pools);
-    size_t n_h1 = 0;
+    size_t n_flush_listed = 0;
+    const conn_t *fprev = NULL;
+    for (const conn_t *c = h->flush; c != NULL; c = c->fnext) {
+        HR_ASSERT(c->in_flush && c->state == C_BUSY && c->fprev == fprev);
+        fprev = c;
+        n_flush_listed++;
+    }
+    HR_ASSERT(n_flush_listed == n_flush);
+    /* Every request of this client in flight is in exactly one place: on one connection's
+     * FIFO, in one pool's wait FIFO, or failed and due to be reported by its timer. The FIFO
+     * walks above checked that each member points back at its connection or pool; with the
+     * counts equal, no request is in two places or lost. */
+    size_t n_h1 = 0, n_conn_ptr = 0, n_wait_flag = 0;
     for (const hr_dloop_req_t *r = l->active; r != NULL; r = r->priv.next) {
-        n_h1 += r->priv.h1;
+        if (!r->priv.h1) {
+            continue;
+        }
+        bool on_conn = r->priv.h1_conn != NULL, failed = r->priv.h1_err != 0;
+        HR_ASSERT(on_conn + r->priv.h1_waiting + failed == 1);
+        HR_ASSERT(!failed || hr_dloop_timer_is_active(&r->priv.h1_timer));
+        n_h1++;
+        n_conn_ptr += on_conn;
+        n_wait_flag += r->priv.h1_waiting;
     }
     HR_ASSERT(n_h1 == n_reqs);
+    HR_ASSERT(n_conn_ptr == n_on_conns && n_wait_flag == n_waiting);
     HR_ASSERT(h->n_timers <= l->n_heap);
 }
 
@@ -1390,6 +1826,8 @@ static int on_headers_complete(http_parser *hp)
         return 1;
     }
     r->req->status = (long)status;
+    /* Known before the body: a pipelined request must not join a connection about to end. */
+    r->will_close = !http_should_keep_alive(hp);
     return r->head || status == 204 || status == 304 ? 1 : 0;
 }
 
@@ -1440,6 +1878,7 @@ void hr__h1_resp_begin(hr__h1_resp_t *r, hr_dloop_req_t *req, size_t max_body_by
     r->interim = false;
     r->complete = false;
     r->keep_alive = false;
+    r->will_close = false;
     r->bad_status = false;
 }
 

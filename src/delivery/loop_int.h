@@ -44,6 +44,8 @@ typedef struct hr__h1 {
     struct hr__h1_conn *closed;     /* closed since the last hr__h1_reap(): an epoll batch may
                                      * still name them, so they are freed only after it */
     struct hr__h1_conn *spare;      /* closed and reaped, kept with their buffers for reuse */
+    struct hr__h1_conn *flush;      /* connections with pipelined requests to write before
+                                     * the loop next waits (hr__h1_flush), doubly linked */
     size_t n_spare;
     char *rbuf; /* one read buffer for every connection: the parser consumes all it is fed */
     hr_dloop_timer_t sweep; /* closes connections idle too long, frees unused pools */
@@ -68,6 +70,7 @@ typedef struct hr__h1_resp {
     bool interim;          /* the response being parsed is a 1xx (skipped) */
     bool complete;         /* the final response ended; the parser is paused */
     bool keep_alive;       /* once complete: the connection may carry another request */
+    bool will_close;       /* the final response's head says the connection ends with it */
     bool bad_status;       /* the status code was below 100 (the parse then failed) */
 } hr__h1_resp_t;
 
@@ -180,6 +183,11 @@ void hr__h1_on_event(hr_dloop_t *l, uint64_t key, uint32_t events);
 
 /* Frees the connections closed since the last call. Call when no epoll batch is pending. */
 void hr__h1_reap(hr_dloop_t *l);
+
+/* Writes the pipelined requests started since the last call: one sendmsg per connection for
+ * all its unwritten requests. Call once per iteration, just before epoll_wait(); done() may
+ * run (a write failed). */
+void hr__h1_flush(hr_dloop_t *l);
 
 /* Closes every connection and frees every pool and buffer; nothing may be in flight. Safe to
  * call twice. */
