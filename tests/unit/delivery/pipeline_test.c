@@ -18,6 +18,7 @@
  *   PL_HANG        never answer it or anything after it on that connection
  *   PL_MALFORMED   answer it with a broken status line, then close
  *   PL_RESET       reset the connection (RST) without answering it
+ *   PL_PARK_RESET  (once) hold it until the test says go, then answer it and reset
  *   PL_HTTP10      (every request) answer as HTTP/1.0 with Connection: keep-alive
  * It closes gracefully (shutdown, then read until the client closes), so that no RST
  * destroys an answer the client has not read yet.
@@ -116,7 +117,16 @@ static void bump(int *v)
 
 /* ---- pl: the server ---- */
 
-enum { PL_OK, PL_FIRST_EOF, PL_FIRST_CLOSE, PL_HANG, PL_MALFORMED, PL_RESET, PL_HTTP10 };
+enum {
+    PL_OK,
+    PL_FIRST_EOF,
+    PL_FIRST_CLOSE,
+    PL_HANG,
+    PL_MALFORMED,
+    PL_RESET,
+    PL_PARK_RESET,
+    PL_HTTP10
+};
 enum { PL_MAX_CONNS = 128, PL_READ = 64 * 1024, PL_OUT = 64 * 1024 };
 
 typedef struct pl_conn {
@@ -126,7 +136,8 @@ typedef struct pl_conn {
     int nth;        /* complete requests read on it */
     long last_id;   /* the id of the last one */
     bool lingering; /* our side is shut: drop what comes until the client closes */
-    bool hung;      /* PL_HANG: answers nothing more */
+    bool hung;      /* PL_HANG, PL_PARK_RESET: answers nothing more */
+    long park_id;   /* PL_PARK_RESET: the request held, answered on `go`; -1 = none */
 } pl_conn_t;
 
 typedef struct pl {
@@ -135,6 +146,8 @@ typedef struct pl {
     pthread_t th;
     atomic_bool stop;
     atomic_int mode;
+    atomic_bool go;                /* PL_PARK_RESET: answer the held request and reset */
+    bool park_used;                /* PL_PARK_RESET: a request was held already (server thread) */
     pl_conn_t conns[PL_MAX_CONNS]; /* the server thread's */
     /* Under g_mu. */
     int accepts;   /* connections accepted */
@@ -189,6 +202,7 @@ static void pl_accept(pl_t *s)
         memset(c, 0, sizeof *c);
         c->fd = fd;
         c->last_id = -1;
+        c->park_id = -1;
         pthread_mutex_lock(&g_mu);
         s->accepts++;
         s->open_now++;
@@ -254,9 +268,17 @@ static void pl_serve(pl_t *s, pl_conn_t *c)
         if (c->hung) {
             continue;
         }
-        bool special = c->nth >= 2 && mode != PL_OK && mode != PL_HTTP10;
+        bool special = c->nth >= 2 && mode != PL_OK && mode != PL_HTTP10 &&
+                       (mode != PL_PARK_RESET || !s->park_used);
         if (special && mode == PL_HANG) {
             c->hung = true;
+            hangs++;
+            continue;
+        }
+        if (special && mode == PL_PARK_RESET && !s->park_used) {
+            s->park_used = true;
+            c->hung = true;
+            c->park_id = id;
             hangs++;
             continue;
         }
@@ -346,12 +368,40 @@ static void pl_read(pl_t *s, pl_conn_t *c)
     pl_serve(s, c);
 }
 
+/* PL_PARK_RESET: once the test says go, answers the held request and resets its
+ * connection at once, with the requests behind it unanswered. */
+static void pl_unpark(pl_t *s)
+{
+    if (!atomic_load(&s->go)) {
+        return;
+    }
+    for (int i = 0; i < PL_MAX_CONNS; i++) {
+        pl_conn_t *c = &s->conns[i];
+        if (c->fd < 0 || c->park_id < 0) {
+            continue;
+        }
+        char out[128];
+        int w = snprintf(out, sizeof out, "HTTP/1.1 202 Accepted\r\nContent-Length: %d\r\n\r\n%ld",
+                         snprintf(NULL, 0, "%ld", c->park_id), c->park_id);
+        pl_send(c->fd, out, (size_t)w);
+        struct linger lg = {1, 0}; /* close() sends RST */
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        pl_close(s, c);
+        pthread_mutex_lock(&g_mu);
+        s->answered++;
+        s->closes++;
+        pthread_cond_broadcast(&g_cv);
+        pthread_mutex_unlock(&g_mu);
+    }
+}
+
 static void *pl_main(void *arg)
 {
     pl_t *s = arg;
     struct pollfd fds[PL_MAX_CONNS + 1];
     int slot[PL_MAX_CONNS + 1];
     while (!atomic_load(&s->stop)) {
+        pl_unpark(s);
         nfds_t n = 0;
         fds[n++] = (struct pollfd){s->lfd, POLLIN, 0};
         for (int i = 0; i < PL_MAX_CONNS; i++) {
@@ -835,6 +885,66 @@ static void test_malformed_and_reset(void **state)
     }
 }
 
+/* A task that blocks the loop thread until the test releases it, then submits a batch: so
+ * that the batch is written before the loop looks at what its connections received. */
+typedef struct blocker {
+    batch_t batch;
+    int blocked, released; /* under g_mu */
+} blocker_t;
+
+static void block_then_submit(void *arg)
+{
+    blocker_t *bl = arg;
+    struct timespec ts;
+    deadline_in(&ts, WAIT_MS);
+    pthread_mutex_lock(&g_mu);
+    bl->blocked = 1;
+    pthread_cond_broadcast(&g_cv);
+    int rc = 0;
+    while (!bl->released && rc != ETIMEDOUT) {
+        rc = pthread_cond_timedwait(&g_cv, &g_mu, &ts);
+    }
+    pthread_mutex_unlock(&g_mu);
+    submit_batch(&bl->batch);
+}
+
+/*
+ * A write fails after the head of the pipelined connection was written whole: the sink
+ * answered the head and reset the connection just before more requests joined it (one host
+ * connection, so they must join). The head's answer is in the receive queue: the head
+ * completes with it (the sink answered it once), the others are retried or restarted. The
+ * loop thread is held while the sink answers and resets, so that the joiners are written
+ * before the loop reads the connection.
+ */
+static void test_write_fails_after_answer(void **state)
+{
+    (void)state;
+    reset_globals();
+    enum { N = 8, A = 4, DEPTH = 8 };
+    pl_t *s = pl_start(PL_PARK_RESET);
+    hr_dloop_t *l = loop_new(1);
+    warm_up(l, s);
+    preq_t *r = make_reqs(s, N, DEPTH, 100);
+    batch_t b = {l, r, A};
+    run_on_loop(l, submit_batch, &b);
+    assert_true(wait_ge(&s->requests, 1 + A, WAIT_MS)); /* the head is held */
+    assert_int_equal(read_int(&s->hangs), 1);
+    blocker_t bl = {{l, r + A, N - A}, 0, 0};
+    assert_int_equal(hr_dloop_post(l, block_then_submit, &bl), 0);
+    assert_true(wait_ge(&bl.blocked, 1, WAIT_MS));
+    atomic_store(&s->go, true);
+    assert_true(wait_ge(&s->closes, 1, WAIT_MS)); /* answered, then reset */
+    pthread_mutex_lock(&g_mu);
+    bl.released = 1;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+    wait_done_validating(l, N + 1);
+    assert_all_accepted(r, N);
+    assert_int_equal(read_int(&s->answered), N + 1); /* the head was not sent twice */
+    check_settled(l, s, 1);
+    finish_scenario(l, s, r, N, false);
+}
+
 /* Destroying the loop while a pipelined batch hangs on its connection: every request
  * completes exactly once, with HR_ECLOSED. */
 static void test_destroy_with_pipelined_in_flight(void **state)
@@ -917,6 +1027,7 @@ int main(void)
         cmocka_unit_test(test_sink_says_connection_close),
         cmocka_unit_test(test_head_times_out),
         cmocka_unit_test(test_malformed_and_reset),
+        cmocka_unit_test(test_write_fails_after_answer),
         cmocka_unit_test(test_destroy_with_pipelined_in_flight),
         cmocka_unit_test(test_partial_writes),
         cmocka_unit_test(test_http10_sink_not_pipelined),
