@@ -1411,11 +1411,19 @@ static bool drained(const conn_t *c, size_t n)
 
 /* True when bytes arriving on `c` cannot be a response: nothing of its head request has been
  * written yet. It happens on a kept-alive connection the sink gives up on (a 408, or a close)
- * just as pipelined requests were queued on it for hr__h1_flush(). (A new connection writes
- * its request before reading: it never gets here.) */
+ * just as pipelined requests were queued on it for hr__h1_flush(), within one epoll batch.
+ * (A new connection writes its request before reading: it never gets here.) */
 static bool head_unwritten(const conn_t *c)
 {
     return c->reused && c->w_req == c->q_head && c->w_off == 0;
+}
+
+/* Closes `c`, on which nothing of its requests was written: all start again elsewhere, none
+ * fails (none can have reached the sink), and the freed slot goes to waiters. */
+static void restart_unwritten(hr_dloop_t *l, conn_t *c)
+{
+    restart_all(l, conn_take(l, c), NULL);
+    kick_all(l);
 }
 
 /* Reads and parses what arrived on `c` (which carries requests): responses complete their
@@ -1433,9 +1441,7 @@ static void conn_read(hr_dloop_t *l, conn_t *c, uint32_t events)
             size_t off = 0;
             while (off < (size_t)n) {
                 if (head_unwritten(c)) {
-                    /* None of its requests went out: all start again, nothing is lost. */
-                    restart_all(l, conn_take(l, c), NULL);
-                    kick_all(l);
+                    restart_unwritten(l, c);
                     return;
                 }
                 size_t used = 0;
@@ -1522,6 +1528,12 @@ void hr__h1_on_event(hr_dloop_t *l, uint64_t key, uint32_t events)
     }
     default:
         break;
+    }
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && head_unwritten(c)) {
+        /* Checked before writing (the event may carry EPOLLOUT too): the peer spoke or went
+         * away before anything was written, so nothing it sent is an answer. */
+        restart_unwritten(l, c);
+        return;
     }
     if (c->w_req != NULL && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
         int rc = conn_send(c);

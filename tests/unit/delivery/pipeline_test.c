@@ -18,9 +18,12 @@
  *   PL_HANG        never answer it or anything after it on that connection
  *   PL_MALFORMED   answer it with a broken status line, then close
  *   PL_RESET       reset the connection (RST) without answering it
+ *   PL_PARK_RESET  (once) hold it until the test says go, then answer it and reset
+ *   PL_HOLD        (once, any request) hold it until the test says go, then answer it
  *   PL_HTTP10      (every request) answer as HTTP/1.0 with Connection: keep-alive
- * It closes gracefully (shutdown, then read until the client closes), so that no RST
- * destroys an answer the client has not read yet.
+ * And when the test says poke: an unsolicited 408 with Connection: close on every connection.
+ * Except in the reset modes it closes gracefully (shutdown, then read until the client
+ * closes), as a careful server does.
  *
  * Callbacks run on the loop thread, where cmocka's asserts must not fire: they record under
  * g_mu and count mistakes in g_bad. Waiting is always on a condition with a deadline.
@@ -116,7 +119,17 @@ static void bump(int *v)
 
 /* ---- pl: the server ---- */
 
-enum { PL_OK, PL_FIRST_EOF, PL_FIRST_CLOSE, PL_HANG, PL_MALFORMED, PL_RESET, PL_HTTP10 };
+enum {
+    PL_OK,
+    PL_FIRST_EOF,
+    PL_FIRST_CLOSE,
+    PL_HANG,
+    PL_MALFORMED,
+    PL_RESET,
+    PL_PARK_RESET,
+    PL_HOLD,
+    PL_HTTP10
+};
 enum { PL_MAX_CONNS = 128, PL_READ = 64 * 1024, PL_OUT = 64 * 1024 };
 
 typedef struct pl_conn {
@@ -126,7 +139,8 @@ typedef struct pl_conn {
     int nth;        /* complete requests read on it */
     long last_id;   /* the id of the last one */
     bool lingering; /* our side is shut: drop what comes until the client closes */
-    bool hung;      /* PL_HANG: answers nothing more */
+    bool hung;      /* PL_HANG, held: answers nothing more (for now) */
+    long park_id;   /* PL_PARK_RESET, PL_HOLD: the request held until `go`; -1 = none */
 } pl_conn_t;
 
 typedef struct pl {
@@ -135,6 +149,10 @@ typedef struct pl {
     pthread_t th;
     atomic_bool stop;
     atomic_int mode;
+    atomic_bool go;                /* PL_PARK_RESET, PL_HOLD: answer the held request */
+    atomic_bool poke;              /* send the unsolicited 408s */
+    bool park_used;                /* a request was held already (server thread) */
+    bool poked;                    /* the 408s went out (server thread) */
     pl_conn_t conns[PL_MAX_CONNS]; /* the server thread's */
     /* Under g_mu. */
     int accepts;   /* connections accepted */
@@ -146,7 +164,9 @@ typedef struct pl {
     int order_bad; /* requests whose id was not above the previous one on their connection */
     int body_bad;  /* request bodies that were not what the client sends */
     int closes;    /* connections the server closed (FIRST_*, MALFORMED, RESET) */
-    int hangs;     /* connections it stopped answering (PL_HANG) */
+    int hangs;     /* connections it stopped answering (PL_HANG, held) */
+    int unparked;  /* held requests answered */
+    int pokes;     /* unsolicited 408s sent */
 } pl_t;
 
 static char body_letter(long id)
@@ -189,6 +209,7 @@ static void pl_accept(pl_t *s)
         memset(c, 0, sizeof *c);
         c->fd = fd;
         c->last_id = -1;
+        c->park_id = -1;
         pthread_mutex_lock(&g_mu);
         s->accepts++;
         s->open_now++;
@@ -254,9 +275,17 @@ static void pl_serve(pl_t *s, pl_conn_t *c)
         if (c->hung) {
             continue;
         }
-        bool special = c->nth >= 2 && mode != PL_OK && mode != PL_HTTP10;
+        bool special = c->nth >= 2 && mode != PL_OK && mode != PL_HTTP10 &&
+                       (mode != PL_PARK_RESET || !s->park_used);
         if (special && mode == PL_HANG) {
             c->hung = true;
+            hangs++;
+            continue;
+        }
+        if (((special && mode == PL_PARK_RESET) || mode == PL_HOLD) && !s->park_used) {
+            s->park_used = true;
+            c->hung = true;
+            c->park_id = id;
             hangs++;
             continue;
         }
@@ -346,12 +375,63 @@ static void pl_read(pl_t *s, pl_conn_t *c)
     pl_serve(s, c);
 }
 
+/* Acts on the test's signals: `go` answers the held request (PL_PARK_RESET then resets its
+ * connection at once, with the requests behind it unanswered); `poke` sends every connection
+ * an unsolicited 408 and closes it. */
+static void pl_signals(pl_t *s)
+{
+    if (atomic_load(&s->poke) && !s->poked) {
+        static const char r408[] =
+            "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        s->poked = true;
+        for (int i = 0; i < PL_MAX_CONNS; i++) {
+            pl_conn_t *c = &s->conns[i];
+            if (c->fd >= 0 && !c->lingering) {
+                pl_send(c->fd, r408, sizeof r408 - 1);
+                shutdown(c->fd, SHUT_WR);
+                c->lingering = true;
+                c->len = 0;
+                bump(&s->pokes);
+            }
+        }
+    }
+    if (!atomic_load(&s->go)) {
+        return;
+    }
+    for (int i = 0; i < PL_MAX_CONNS; i++) {
+        pl_conn_t *c = &s->conns[i];
+        if (c->fd < 0 || c->park_id < 0) {
+            continue;
+        }
+        char out[128];
+        int w = snprintf(out, sizeof out, "HTTP/1.1 202 Accepted\r\nContent-Length: %d\r\n\r\n%ld",
+                         snprintf(NULL, 0, "%ld", c->park_id), c->park_id);
+        pl_send(c->fd, out, (size_t)w);
+        c->park_id = -1;
+        bool reset = atomic_load(&s->mode) == PL_PARK_RESET;
+        if (reset) {
+            struct linger lg = {1, 0}; /* close() sends RST */
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            pl_close(s, c);
+        } else {
+            c->hung = false; /* serves on */
+        }
+        pthread_mutex_lock(&g_mu);
+        s->answered++;
+        s->unparked++;
+        s->closes += reset;
+        pthread_cond_broadcast(&g_cv);
+        pthread_mutex_unlock(&g_mu);
+    }
+}
+
 static void *pl_main(void *arg)
 {
     pl_t *s = arg;
     struct pollfd fds[PL_MAX_CONNS + 1];
     int slot[PL_MAX_CONNS + 1];
     while (!atomic_load(&s->stop)) {
+        pl_signals(s);
         nfds_t n = 0;
         fds[n++] = (struct pollfd){s->lfd, POLLIN, 0};
         for (int i = 0; i < PL_MAX_CONNS; i++) {
@@ -835,6 +915,119 @@ static void test_malformed_and_reset(void **state)
     }
 }
 
+/* A task that blocks the loop thread until the test releases it, then submits a batch: so
+ * that the batch is written before the loop looks at what its connections received. */
+typedef struct blocker {
+    batch_t batch;
+    int blocked, released; /* under g_mu */
+} blocker_t;
+
+static void block_then_submit(void *arg)
+{
+    blocker_t *bl = arg;
+    struct timespec ts;
+    deadline_in(&ts, WAIT_MS);
+    pthread_mutex_lock(&g_mu);
+    bl->blocked = 1;
+    pthread_cond_broadcast(&g_cv);
+    int rc = 0;
+    while (!bl->released && rc != ETIMEDOUT) {
+        rc = pthread_cond_timedwait(&g_cv, &g_mu, &ts);
+    }
+    pthread_mutex_unlock(&g_mu);
+    submit_batch(&bl->batch);
+}
+
+/*
+ * A write fails after the head of the pipelined connection was written whole: the sink
+ * answered the head and reset the connection just before more requests joined it (one host
+ * connection, so they must join). The head's answer is in the receive queue: the head
+ * completes with it (the sink answered it once), the others are retried or restarted. The
+ * loop thread is held while the sink answers and resets, so that the joiners are written
+ * before the loop reads the connection.
+ */
+static void test_write_fails_after_answer(void **state)
+{
+    (void)state;
+    reset_globals();
+    enum { N = 8, A = 4, DEPTH = 8 };
+    pl_t *s = pl_start(PL_PARK_RESET);
+    hr_dloop_t *l = loop_new(1);
+    warm_up(l, s);
+    preq_t *r = make_reqs(s, N, DEPTH, 100);
+    batch_t b = {l, r, A};
+    run_on_loop(l, submit_batch, &b);
+    assert_true(wait_ge(&s->requests, 1 + A, WAIT_MS)); /* the head is held */
+    assert_int_equal(read_int(&s->hangs), 1);
+    blocker_t bl = {{l, r + A, N - A}, 0, 0};
+    assert_int_equal(hr_dloop_post(l, block_then_submit, &bl), 0);
+    assert_true(wait_ge(&bl.blocked, 1, WAIT_MS));
+    atomic_store(&s->go, true);
+    assert_true(wait_ge(&s->closes, 1, WAIT_MS)); /* answered, then reset */
+    pthread_mutex_lock(&g_mu);
+    bl.released = 1;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+    wait_done_validating(l, N + 1);
+    assert_all_accepted(r, N);
+    assert_int_equal(read_int(&s->answered), N + 1); /* the head was not sent twice */
+    check_settled(l, s, 1);
+    finish_scenario(l, s, r, N, false);
+}
+
+/* The unsolicited-data case: X's done() (a request to another sink) submits a pipelined
+ * request Y, which takes the idle connection W; in the same epoll batch W turns out to have
+ * received a 408 the sink sent on its own. Y was not written yet: it must not get that 408,
+ * it starts again on a new connection and gets its own answer. Both sinks act while the loop
+ * thread is held, so that one epoll batch holds X's answer, then W's 408. */
+static preq_t *g_follow; /* submitted by follow_done() */
+static hr_dloop_t *g_loop;
+
+static void follow_done(hr_dloop_req_t *req)
+{
+    preq_done(req);
+    if (hr_dloop_submit(g_loop, &g_follow->req) != 0) {
+        note_bad("follow-up submit failed");
+    }
+}
+
+static void test_unsolicited_data_before_write(void **state)
+{
+    (void)state;
+    reset_globals();
+    pl_t *s1 = pl_start(PL_OK), *s2 = pl_start(PL_HOLD);
+    hr_dloop_t *l = loop_new(0);
+    g_loop = l;
+    warm_up(l, s1); /* W: idle, proven */
+    preq_t *x = make_reqs(s2, 1, 0, 10), *y = make_reqs(s1, 1, 8, 10);
+    g_follow = y;
+    x->req.done = follow_done;
+    assert_int_equal(hr_dloop_submit(l, &x->req), 0);
+    assert_true(wait_ge(&s2->hangs, 1, WAIT_MS)); /* X is held */
+    blocker_t bl = {{l, NULL, 0}, 0, 0};
+    assert_int_equal(hr_dloop_post(l, block_then_submit, &bl), 0);
+    assert_true(wait_ge(&bl.blocked, 1, WAIT_MS));
+    atomic_store(&s2->go, true); /* X's answer first ... */
+    assert_true(wait_ge(&s2->unparked, 1, WAIT_MS));
+    atomic_store(&s1->poke, true); /* ... then W's 408 */
+    assert_true(wait_ge(&s1->pokes, 1, WAIT_MS));
+    pthread_mutex_lock(&g_mu);
+    bl.released = 1;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+    wait_done_validating(l, 3);
+    assert_all_accepted(x, 1);
+    assert_all_accepted(y, 1);                    /* not the 408 */
+    assert_int_equal(read_int(&s1->requests), 2); /* the warm-up and Y, written once */
+    assert_int_equal(read_int(&s1->accepts), 2);
+    finish_scenario(l, s2, x, 1, true);
+    assert_true(wait_for(&s1->open_now, 0, true, WAIT_MS));
+    assert_int_equal(read_int(&y->n_done), 1);
+    preq_free(y);
+    free(y);
+    pl_stop(s1);
+}
+
 /* Destroying the loop while a pipelined batch hangs on its connection: every request
  * completes exactly once, with HR_ECLOSED. */
 static void test_destroy_with_pipelined_in_flight(void **state)
@@ -917,6 +1110,8 @@ int main(void)
         cmocka_unit_test(test_sink_says_connection_close),
         cmocka_unit_test(test_head_times_out),
         cmocka_unit_test(test_malformed_and_reset),
+        cmocka_unit_test(test_write_fails_after_answer),
+        cmocka_unit_test(test_unsolicited_data_before_write),
         cmocka_unit_test(test_destroy_with_pipelined_in_flight),
         cmocka_unit_test(test_partial_writes),
         cmocka_unit_test(test_http10_sink_not_pipelined),
