@@ -143,15 +143,17 @@ static int parse_delivery(json_t *d, hr_trigger_spec_t *s, perr_t *e)
 {
     static const char *const allowed[] = {"retry",       "backoff_policy",   "backoff_delay",
                                           "max_backoff", "timeout",          "retry_after_max",
-                                          "max_age",     "dead_letter_sink", NULL};
+                                          "max_age",     "dead_letter_sink", "pipeline",
+                                          NULL};
     static const char *const backoffs[] = {"exponential", "linear", NULL};
     if (!json_is_object(d)) {
         return fail(e, "delivery", "\"delivery\" must be an object");
     }
     int rc = check_members(d, allowed, "delivery.", e);
-    uint64_t retry = s->retry;
+    uint64_t retry = s->retry, pipeline = s->pipeline;
     int backoff = (int)s->backoff;
     rc = rc ? rc : get_uint(d, "retry", "delivery.retry", 0, 1000, &retry, e);
+    rc = rc ? rc : get_uint(d, "pipeline", "delivery.pipeline", 1, 64, &pipeline, e);
     rc = rc ? rc : get_enum(d, "backoff_policy", "delivery.backoff_policy", backoffs, &backoff, e);
     rc = rc ? rc : get_dur(d, "backoff_delay", "delivery.backoff_delay", &s->backoff_delay_ms, e);
     rc = rc ? rc : get_dur(d, "max_backoff", "delivery.max_backoff", &s->max_backoff_ms, e);
@@ -163,6 +165,7 @@ static int parse_delivery(json_t *d, hr_trigger_spec_t *s, perr_t *e)
         return rc;
     }
     s->retry = (uint32_t)retry;
+    s->pipeline = (uint32_t)pipeline;
     s->backoff = (hr_backoff_t)backoff;
     if (s->timeout_ms == 0 || s->timeout_ms > 3600000) {
         return fail(e, "delivery.timeout",
@@ -287,6 +290,7 @@ static void set_defaults(hr_trigger_spec_t *s)
     s->format = HR_FORMAT_BINARY;
     s->ordering = HR_ORDERING_NONE;
     s->max_in_flight = 64;
+    s->pipeline = 1;
     s->start = HR_START_LATEST;
     atomic_init(&s->refs, 1);
 }
@@ -457,7 +461,8 @@ int hr_trigger_spec_to_json(const hr_trigger_spec_t *s, hr_buf_t *out)
     } else {
         hr_buf_puts(out, "null");
     }
-    hr_buf_printf(out, "},\"format\":\"%s\",\"ordering\":\"%s\",\"max_in_flight\":%u,",
+    hr_buf_printf(out, ",\"pipeline\":%u}", s->pipeline);
+    hr_buf_printf(out, ",\"format\":\"%s\",\"ordering\":\"%s\",\"max_in_flight\":%u,",
                   s->format == HR_FORMAT_STRUCTURED ? "structured" : "binary",
                   s->ordering == HR_ORDERING_KEY ? "key" : "none", s->max_in_flight);
     hr_buf_printf(out, "\"rate_limit\":%.17g,\"start\":", s->rate_limit);

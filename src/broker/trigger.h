@@ -47,6 +47,8 @@ typedef struct hr_trigger_spec {
     uint64_t retry_after_max_ms;
     uint64_t max_age_ms;    /* 0 = no limit; measured from the first attempt */
     char *dead_letter_sink; /* NULL = none */
+    uint32_t pipeline;      /* requests one sink connection may carry at once (HTTP/1.1
+                             * pipelining); 1 = none, the default */
     hr_format_t format;
     hr_ordering_t ordering;
     uint32_t max_in_flight;

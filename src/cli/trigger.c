@@ -33,6 +33,7 @@ typedef struct trigger_create_opts {
     const char *tc_retry_after_max;
     const char *tc_max_age;
     const char *tc_dead_letter_sink;
+    const char *tc_pipeline;
     const char *tc_format;
     const char *tc_ordering;
     const char *tc_max_in_flight;
@@ -72,6 +73,9 @@ static const hr_cli_opt_t create_opts[] = {
         "stop retrying this long after the first attempt (default: never)"),
     OPT("dead-letter-sink", tc_dead_letter_sink, HR_CLI_OPT_STR, "URL",
         "also send each dead letter here"),
+    OPT("pipeline", tc_pipeline, HR_CLI_OPT_STR, "N",
+        "requests one sink connection may carry at once, 1 to 64 (default 1: no HTTP "
+        "pipelining)"),
     OPT("format", tc_format, HR_CLI_OPT_STR, "FORMAT", "binary (default) or structured"),
     OPT("ordering", tc_ordering, HR_CLI_OPT_STR, "ORDERING",
         "none (default) or key (one at a time per partitionkey/subject)"),
@@ -263,7 +267,8 @@ static json_t *build_delivery(const trigger_create_opts_t *o)
         !put_duration(d, "max_backoff", "--max-backoff", o->tc_max_backoff) ||
         !put_duration(d, "timeout", "--timeout", o->tc_timeout) ||
         !put_duration(d, "retry_after_max", "--retry-after-max", o->tc_retry_after_max) ||
-        !put_duration(d, "max_age", "--max-age", o->tc_max_age)) {
+        !put_duration(d, "max_age", "--max-age", o->tc_max_age) ||
+        !put_count(d, "pipeline", "--pipeline", o->tc_pipeline, 1, 64)) {
         goto err;
     }
     if (o->tc_backoff_policy != NULL) {

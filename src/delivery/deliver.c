@@ -622,6 +622,7 @@ static int build_request(hr_attempt_t *a)
     }
     r->url = a->spec->sink;
     r->timeout_ms = (uint32_t)a->spec->timeout_ms;
+    r->pipeline = (uint16_t)a->spec->pipeline;
     r->done = attempt_done;
     r->user = a;
     int rc;

@@ -438,6 +438,7 @@ static void shut_down(hr_dloop_t *l)
 static void *loop_main(void *arg)
 {
     hr_dloop_t *l = arg;
+    pthread_setname_np(pthread_self(), "hr-dloop"); /* for top -H and profiles */
     tls_loop = l;
     run_loop(l);
     shut_down(l);

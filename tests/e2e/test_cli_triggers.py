@@ -150,7 +150,7 @@ class Triggers(CliTriggerCase):
                       "--filter", '{"not": {"exact": {"type": "x"}}}', "--start", "1",
                       "--ordering", "key", "--backoff-policy", "linear", "--timeout", "PT2S",
                       "--retry-after-max", "PT5S", "--dead-letter-sink", self.sink.url + "/dlq",
-                      "--reply-bus", "default")
+                      "--reply-bus", "default", "--pipeline", "4")
         self.assertEqual(out, "created trigger all\n")
         t = self.trigger("all")
         self.assertEqual(t["bus"], "shop")
@@ -160,6 +160,7 @@ class Triggers(CliTriggerCase):
         self.assertEqual((t["start"], t["ordering"], t["reply_bus"]), (1, "key", "default"))
         self.assertEqual(t["delivery"]["backoff_policy"], "linear")
         self.assertEqual(t["delivery"]["dead_letter_sink"], self.sink.url + "/dlq")
+        self.assertEqual(t["delivery"]["pipeline"], 4)
         # the bus of a trigger cannot change (server: 409)
         err = self.fails(1, "trigger", "create", "all", "--sink", self.sink.url + "/a")
         self.assertIn("cannot change", err)
@@ -176,6 +177,7 @@ class Triggers(CliTriggerCase):
             (("--sink", url, "--header", "novalue"), "NAME=VALUE"),
             (("--sink", url, "--rate-limit", "-1"), "--rate-limit"),
             (("--sink", url, "--max-in-flight", "0"), "--max-in-flight"),
+            (("--sink", url, "--pipeline", "65"), "--pipeline"),
         ]:
             self.assertIn(what, self.fails(2, "trigger", "create", "bad", *args))
         self.assertIn("missing argument", self.fails(2, "trigger", "create", "--sink", url))

@@ -38,6 +38,7 @@ static void test_defaults(void **state)
     assert_int_equal(s->format, HR_FORMAT_BINARY);
     assert_int_equal(s->ordering, HR_ORDERING_NONE);
     assert_int_equal(s->max_in_flight, 64);
+    assert_int_equal(s->pipeline, 1);
     assert_int_equal(s->start, HR_START_LATEST);
     assert_null(s->dead_letter_sink);
     assert_null(s->reply_bus);
@@ -53,13 +54,14 @@ static void test_all_members_round_trip(void **state)
         "\"sink\":\"https://example.test/x\",\"delivery\":{\"retry\":2,\"backoff_policy\":"
         "\"linear\",\"backoff_delay\":\"PT1S\",\"max_backoff\":\"PT5S\",\"timeout\":\"PT2S\","
         "\"retry_after_max\":\"PT3S\",\"max_age\":\"PT1H\",\"dead_letter_sink\":"
-        "\"http://127.0.0.1:9/dlq\"},\"format\":\"structured\",\"ordering\":\"key\","
+        "\"http://127.0.0.1:9/dlq\",\"pipeline\":8},\"format\":\"structured\",\"ordering\":\"key\","
         "\"max_in_flight\":7,\"rate_limit\":2.5,\"start\":42,\"reply_bus\":\"replies\","
         "\"headers\":{\"authorization\":\"Bearer x\"}}";
     hr_trigger_spec_t *s = parse_ok(doc);
     assert_int_equal(s->retry, 2);
     assert_int_equal(s->backoff, HR_BACKOFF_LINEAR);
     assert_int_equal(s->max_age_ms, 3600000);
+    assert_int_equal(s->pipeline, 8);
     assert_int_equal(s->start, HR_START_SEQ);
     assert_int_equal(s->start_value, 42);
     assert_true(s->rate_limit == 2.5);
@@ -128,6 +130,9 @@ static void test_invalid_table(void **state)
         {"{\"sink\":\"http://h/\",\"delivery\":{\"dead_letter_sink\":\"nope\"}}",
          "delivery.dead_letter_sink"},
         {"{\"sink\":\"http://h/\",\"delivery\":{\"extra\":1}}", "delivery.extra"},
+        {"{\"sink\":\"http://h/\",\"delivery\":{\"pipeline\":0}}", "delivery.pipeline"},
+        {"{\"sink\":\"http://h/\",\"delivery\":{\"pipeline\":65}}", "delivery.pipeline"},
+        {"{\"sink\":\"http://h/\",\"delivery\":{\"pipeline\":\"8\"}}", "delivery.pipeline"},
         {"{\"sink\":\"http://h/\",\"headers\":{\"ce-id\":\"x\"}}", "headers.ce-id"},
         {"{\"sink\":\"http://h/\",\"headers\":{\"x\":\"a\\nb\"}}", "headers.x"},
         {"{\"sink\":\"http://h/\",\"headers\":[]}", "headers"},
