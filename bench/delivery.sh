@@ -26,20 +26,22 @@ DELIVERY_DRAIN=$(int_env BENCH_DELIVERY_DRAIN 120 1 3600) # longest wait for the
 DELIVERY_PACE=${BENCH_DELIVERY_PACE:-auto}
 [ "$DELIVERY_PACE" = auto ] || DELIVERY_PACE=$(int_env BENCH_DELIVERY_PACE 5000 1 10000000)
 FANOUT=$(int_env BENCH_FANOUT 10 1 100)
+# delivery.pipeline of the *_pipe cases (HTTP/1.1 pipelining to the sink; the default is 1)
+PIPELINE=$(int_env BENCH_PIPELINE 8 2 64)
 for m in $DELIVERY_MIF; do
     case "$m" in '' | *[!0-9]* | 0) die "BENCH_DELIVERY_MIF: positive integers (got '$m')" ;; esac
 done
 
-# delivery_case NAME TRIGGERS MAX_IN_FLIGHT WINDOW_SECS RATE(events/s; 0 = closed loop)
+# delivery_case NAME TRIGGERS MAX_IN_FLIGHT WINDOW_SECS RATE(events/s; 0 = closed loop) [PIPELINE]
 delivery_case() {
-    local name=$1 ntrig=$2 mif=$3 win=$4 rate=$5 dir=$RUN/$1.$round
+    local name=$1 ntrig=$2 mif=$3 win=$4 rate=$5 pipe=${6:-1} dir=$RUN/$1.$round
     mkdir -p "$dir"
     start_nginx_sink "$dir/sink" "$ntrig"
     # shellcheck disable=SC2153 # SINK_PID, SINK_PORTS: set by start_nginx_sink (lib.sh)
     local sink_pid=$SINK_PID ports=("${SINK_PORTS[@]}") i
     start_herald "$dir/data" "$dir/herald.log"
     for i in $(seq 1 "$ntrig"); do
-        put_trigger "$HERALD_URL" "t$i" "http://127.0.0.1:${ports[$((i - 1))]}/t$i" "$mif"
+        put_trigger "$HERALD_URL" "t$i" "http://127.0.0.1:${ports[$((i - 1))]}/t$i" "$mif" "$pipe"
     done
 
     start_bg wrk "$dir/wrk.out" env BENCH_CASE="$name" BENCH_BATCH=0 BENCH_SENT=1 BENCH_RATE="$rate" BENCH_WRK_THREADS="$THREADS" \
@@ -137,7 +139,7 @@ delivery_case() {
             # (only when that took >= 0.5 s: otherwise nothing to measure, reported as "-")
             ds = d1 - d0; owed = (c[2] - c[1]) * n
             printf "%.1f %d %d %.2f %s\n", (b[2] - a[2]) / (t1 - t0), a[2] - a[1], b[2] - b[1], ds, (ds >= 0.5 ? sprintf("%.1f", owed / ds) : "") }')
-    record "$name" "$round" "RESULT case=$name triggers=$ntrig max_in_flight=$mif $(field "$line" ops_per_s | sed 's/^/wrk_pub_per_s=/') \
+    record "$name" "$round" "RESULT case=$name triggers=$ntrig max_in_flight=$mif pipeline=$pipe $(field "$line" ops_per_s | sed 's/^/wrk_pub_per_s=/') \
 pub_per_s=$pub_rate pub_p50_us=$(field "$line" p50_us) pub_p99_us=$(field "$line" p99_us) errors=$(field "$line" errors) \
 non2xx=$(field "$line" non2xx) $ana $pct lag_start=$lag0 lag_end=$lag1 last_seq=$last drained=$drained drain_s=$drain_s \
 drain_per_s=${drain_rate:-} delivered=$delivered retried=$retried failed=$failed \
@@ -156,12 +158,22 @@ case_delivery() {
 # Paced: DELIVERY_PACE events/s, open loop (ce.lua's BENCH_RATE: send slots 1/rate apart), to
 # see the publish->delivery latency when herald is not saturated. With "auto", the rate is
 # 0.32 x this round's nginx rate (run nginx first): the latency AT the throughput target.
-case_delivery_paced() {
-    local m=${DELIVERY_MIF%% *} rate=$DELIVERY_PACE
+paced_rate() {
+    local rate=$DELIVERY_PACE
     if [ "$rate" = auto ]; then
         rate=$(awk -v n="$(field "${RES[nginx.$round]:-}" ops_per_s)" 'BEGIN { print (n > 0 ? int(n * 0.32) : 5000) }')
     fi
-    delivery_case delivery_paced 1 "$m" "$SECS" "$rate"
+    echo "$rate"
+}
+case_delivery_paced() {
+    delivery_case delivery_paced 1 "${DELIVERY_MIF%% *}" "$SECS" "$(paced_rate)"
+}
+# The same two loads with delivery.pipeline = BENCH_PIPELINE (opt-in HTTP/1.1 pipelining).
+case_delivery_pipe() {
+    delivery_case delivery_pipe 1 "${DELIVERY_MIF%% *}" "$SECS" 0 "$PIPELINE"
+}
+case_delivery_paced_pipe() {
+    delivery_case delivery_paced_pipe 1 "${DELIVERY_MIF%% *}" "$SECS" "$(paced_rate)" "$PIPELINE"
 }
 case_fanout() {
     local m=${DELIVERY_MIF%% *}
@@ -215,6 +227,8 @@ delivery_report() {
             drow "delivery_$m" "1 trigger, max_in_flight $m, closed loop" "$(dnotes "delivery_$m")"
         done
         drow delivery_paced "1 trigger, paced (open loop, $DELIVERY_PACE)" "$(dnotes delivery_paced)"
+        drow delivery_pipe "  same, closed loop, pipeline $PIPELINE" "$(dnotes delivery_pipe)"
+        drow delivery_paced_pipe "  same, paced, pipeline $PIPELINE" "$(dnotes delivery_paced_pipe)"
         drow fanout "$FANOUT triggers (total), closed loop, ${SHORT}s" "$(dnotes fanout)"
         local pmin pmax
         pmin=$(med fanout per_trigger_min) pmax=$(med fanout per_trigger_max)
@@ -238,6 +252,17 @@ delivery_report() {
                 printf "  %-54s %6.2fx  target <= 5.00x  %s\n", l, r,
                     (t < 0.3 ? "NOT MET (paced rate under 0.3x nginx)" : (r <= 5 ? "met" : "NOT MET")) }'
         fi
+        local R_P99PP R_PACEDP
+        R_P99PP=$(ratio delivery_paced_pipe p99_us nginx p99_us)
+        R_PACEDP=$(ratio delivery_paced_pipe ops_per_s nginx ops_per_s)
+        [ -z "$R_P99PP" ] || [ -z "$R_PACEDP" ] ||
+            awk -v l="  same with delivery.pipeline $PIPELINE (at $(printf %.2f "$R_PACEDP")x)" -v r="$R_P99PP" -v t="$R_PACEDP" 'BEGIN {
+                printf "  %-54s %6.2fx  target <= 5.00x  %s\n", l, r,
+                    (t < 0.3 ? "NOT MET (paced rate under 0.3x nginx)" : (r <= 5 ? "met" : "NOT MET")) }'
+        local R_TPUTP
+        R_TPUTP=$(ratio delivery_pipe ops_per_s nginx ops_per_s)
+        [ -z "$R_TPUTP" ] || awk -v l="  end-to-end delivered/s with delivery.pipeline $PIPELINE" -v r="$R_TPUTP" 'BEGIN {
+                printf "  %-54s %6.2fx  target >= 0.30x  %s\n", l, r, (r >= 0.3 ? "met" : "NOT MET") }'
         [ -z "$R_P99" ] || awk -v l="p99 publish->delivery, closed loop (mif $first)" -v r="$R_P99" 'BEGIN {
                 printf "  %-54s %6.2fx  (information: backlog growth when publishers outrun delivery)\n", l, r }'
         echo

@@ -44,7 +44,7 @@ esac
 case "$CEILING_QUEUE" in lockfree | mutex) ;; *) die "BENCH_CEILING_QUEUE must be lockfree or mutex" ;; esac
 DATA_BYTES=1024
 SHORT=$((SECS / 3 > 1 ? SECS / 3 : 1))            # the secondary cases (sync latency, 1 KiB)
-CASES=${BENCH_CASES:-"nginx herald_binary redis nats herald_batch disk delivery delivery_paced fanout"}
+CASES=${BENCH_CASES:-"nginx herald_binary redis nats herald_batch disk delivery delivery_paced delivery_pipe delivery_paced_pipe fanout"}
 OUT=${BENCH_OUT:-$HERE/out}
 # shellcheck source=delivery.sh
 . "$HERE/delivery.sh" # the delivery cases (publish -> herald -> trigger -> nginx sink) and their table
