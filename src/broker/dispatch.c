@@ -10,8 +10,9 @@
  *   3. with nothing to do, wait on the condition variable, woken by commits (bus watcher),
  *      room freed by the delivery loop, new or killed consumers, or a 1 s timeout.
  *
- * A small commit (at most INLINE_MAX records, every consumer attached) is dispatched by the
- * committing thread itself (try_inline), so that the dispatcher thread need not wake up.
+ * A small commit (at most INLINE_MAX records, every consumer attached, no further appends
+ * queued) is dispatched by the committing thread itself (try_inline), so that the dispatcher
+ * thread need not wake up.
  * pass_mu makes the passes exclusive: one thread at a time pushes entries; the delivery loop
  * only pops.
  */
@@ -484,10 +485,14 @@ static void kick_and_release(hr_dispatch_t *d, hr_consumer_t **cs, size_t n);
  * was dispatched, i.e. the dispatcher thread has nothing to do. Why: at moderate rates most
  * commit groups hold a few events, and waking another thread for each costs a futex wake (an
  * inter-processor interrupt when it sleeps on another CPU) and one more hop of delivery
- * latency. Big groups and detached consumers, whose reads may reach older segments on disk,
- * stay with the dispatcher thread, so commits are not slowed down by them. */
+ * latency. Big groups, detached consumers (whose reads may reach older segments on disk) and
+ * commits with more appends already queued stay with the dispatcher thread, so that the
+ * committing thread goes straight on to the next group when it is busy. */
 static bool try_inline(hr_dispatch_t *d)
 {
+    if (hr_log_busy(hr_bus_log(d->bus))) {
+        return false; /* the committing thread has the next group to write: keep it free */
+    }
     if (pthread_mutex_trylock(&d->pass_mu) != 0) {
         return false; /* a pass is running; the wake-up makes it look again */
     }

@@ -410,6 +410,7 @@ static hr_log_req_t *take_batch(hr_log_t *log)
     log->lg_q_head = last->next;
     if (log->lg_q_head == NULL) {
         log->lg_q_tail = NULL;
+        atomic_store(&log->lg_q_busy, false);
     }
     last->next = NULL;
     return head;
@@ -641,6 +642,7 @@ int hr_log_submit(hr_log_t *log, hr_log_req_t *req)
             log->lg_q_tail->next = req;
         } else {
             log->lg_q_head = req;
+            atomic_store(&log->lg_q_busy, true);
             /* The commit thread only sleeps on an empty queue. */
             pthread_cond_signal(&log->lg_q_cv);
         }
@@ -648,6 +650,11 @@ int hr_log_submit(hr_log_t *log, hr_log_req_t *req)
     }
     pthread_mutex_unlock(&log->lg_q_mu);
     return rc;
+}
+
+bool hr_log_busy(hr_log_t *log)
+{
+    return atomic_load(&log->lg_q_busy);
 }
 
 /* ---- reads ------------------------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #ifndef HR_LOG_LOG_H
 #define HR_LOG_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,10 @@ void hr_log_configure(hr_log_t *log, const hr_log_opts_t *opts);
  * (done() will not be called). Records larger than the segment size are rejected with
  * HR_ETOOBIG via done(). */
 int hr_log_submit(hr_log_t *log, hr_log_req_t *req);
+
+/* True when appends are queued for the commit thread (a hint: it may change at once). Any
+ * thread. */
+bool hr_log_busy(hr_log_t *log);
 
 /* One record as read back. */
 typedef struct hr_log_entry {

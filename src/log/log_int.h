@@ -117,6 +117,7 @@ struct hr_log {
     pthread_mutex_t lg_q_mu;
     pthread_cond_t lg_q_cv;
     hr_log_req_t *lg_q_head, *lg_q_tail;
+    atomic_bool lg_q_busy; /* lg_q_head != NULL, readable without lg_q_mu (hr_log_busy) */
     int lg_closing;
     _Atomic int lg_failed;
 
