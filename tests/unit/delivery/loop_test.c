@@ -47,19 +47,10 @@
 #include "util/clock.h"
 #include "util/err.h"
 
-/* ---- waiting ---- */
+#define TEST_NAME "loop_test"
+#include "loop_test_util.h"
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-static int g_bad; /* mistakes seen on other threads; under g_mu */
-
-static void note_bad(const char *what)
-{
-    pthread_mutex_lock(&g_mu);
-    g_bad++;
-    pthread_mutex_unlock(&g_mu);
-    fprintf(stderr, "loop_test: %s\n", what);
-}
+/* ---- checks on other threads ---- */
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -67,48 +58,6 @@ static void note_bad(const char *what)
             note_bad(#cond);                                                                       \
         }                                                                                          \
     } while (0)
-
-static void deadline_in(struct timespec *ts, int timeout_ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
-/* Waits until *v >= target (read under g_mu). Returns true when reached in time. */
-static bool wait_ge(const int *v, int target, int timeout_ms)
-{
-    struct timespec ts;
-    deadline_in(&ts, timeout_ms);
-    pthread_mutex_lock(&g_mu);
-    int rc = 0;
-    while (*v < target && rc != ETIMEDOUT) {
-        rc = pthread_cond_timedwait(&g_cv, &g_mu, &ts);
-    }
-    bool ok = *v >= target;
-    pthread_mutex_unlock(&g_mu);
-    return ok;
-}
-
-static void bump(int *v)
-{
-    pthread_mutex_lock(&g_mu);
-    (*v)++;
-    pthread_cond_broadcast(&g_cv);
-    pthread_mutex_unlock(&g_mu);
-}
-
-static int read_int(const int *v)
-{
-    pthread_mutex_lock(&g_mu);
-    int x = *v;
-    pthread_mutex_unlock(&g_mu);
-    return x;
-}
 
 static bool g_curl_only; /* the transport under test: set by the setup functions */
 
@@ -395,27 +344,6 @@ static void reset_globals(void)
     pthread_mutex_unlock(&g_mu);
 }
 
-/* Runs fn(arg) on the loop thread and waits for it to finish. */
-typedef struct on_loop_call {
-    void (*fn)(void *arg);
-    void *arg;
-    int finished;
-} on_loop_call_t;
-
-static void on_loop_trampoline(void *arg)
-{
-    on_loop_call_t *c = arg;
-    c->fn(c->arg);
-    bump(&c->finished);
-}
-
-static void run_on_loop(hr_dloop_t *l, void (*fn)(void *arg), void *arg)
-{
-    on_loop_call_t c = {fn, arg, 0};
-    assert_int_equal(hr_dloop_post(l, on_loop_trampoline, &c), 0);
-    assert_true(wait_ge(&c.finished, 1, 10000));
-}
-
 /* A port on 127.0.0.1 that is bound but not listening: connecting is refused. */
 static int refused_port(uint16_t *port)
 {
@@ -428,26 +356,6 @@ static int refused_port(uint16_t *port)
     assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
     *port = ntohs(sa.sin_port);
     return fd;
-}
-
-/* Checks the loop's invariants and reads its stats, on the loop thread. */
-typedef struct inspect {
-    hr_dloop_t *l;
-    hr_dloop_stats_t st;
-} inspect_t;
-
-static void inspect_on_loop(void *arg)
-{
-    inspect_t *in = arg;
-    hr_dloop_validate(in->l);
-    hr_dloop_stats(in->l, &in->st);
-}
-
-static hr_dloop_stats_t inspect(hr_dloop_t *l)
-{
-    inspect_t in = {l, {0}};
-    run_on_loop(l, inspect_on_loop, &in);
-    return in.st;
 }
 
 /* After requests to a plain-HTTP sink: the h1 runs kept connections of their own, the curl

@@ -55,67 +55,10 @@
 #include "delivery/loop.h"
 #include "util/err.h"
 
-/* ---- waiting ---- */
+#define TEST_NAME "pipeline_test"
+#include "loop_test_util.h"
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-static int g_bad;  /* mistakes seen on other threads; under g_mu */
 static int g_done; /* completed requests; under g_mu */
-
-static void note_bad(const char *what)
-{
-    pthread_mutex_lock(&g_mu);
-    g_bad++;
-    pthread_mutex_unlock(&g_mu);
-    fprintf(stderr, "pipeline_test: %s\n", what);
-}
-
-static void deadline_in(struct timespec *ts, int timeout_ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
-/* Waits until *v >= target (eq: == target), read under g_mu. True when reached in time. */
-static bool wait_for(const int *v, int target, bool eq, int timeout_ms)
-{
-    struct timespec ts;
-    deadline_in(&ts, timeout_ms);
-    pthread_mutex_lock(&g_mu);
-    int rc = 0;
-    while ((eq ? *v != target : *v < target) && rc != ETIMEDOUT) {
-        rc = pthread_cond_timedwait(&g_cv, &g_mu, &ts);
-    }
-    bool ok = eq ? *v == target : *v >= target;
-    pthread_mutex_unlock(&g_mu);
-    return ok;
-}
-
-static bool wait_ge(const int *v, int target, int timeout_ms)
-{
-    return wait_for(v, target, false, timeout_ms);
-}
-
-static int read_int(const int *v)
-{
-    pthread_mutex_lock(&g_mu);
-    int x = *v;
-    pthread_mutex_unlock(&g_mu);
-    return x;
-}
-
-static void bump(int *v)
-{
-    pthread_mutex_lock(&g_mu);
-    (*v)++;
-    pthread_cond_broadcast(&g_cv);
-    pthread_mutex_unlock(&g_mu);
-}
 
 /* ---- pl: the server ---- */
 
@@ -491,7 +434,7 @@ static void pl_stop(pl_t *s)
 
 /* ---- the client side ---- */
 
-enum { WAIT_MS = 15000 };
+enum { WAIT_MS = LOOP_TEST_WAIT_MS };
 
 typedef struct preq {
     hr_dloop_req_t req;
@@ -563,47 +506,6 @@ static hr_dloop_t *loop_new(size_t max_host_connections)
     hr_dloop_t *l = NULL;
     assert_int_equal(hr_dloop_create(&o, &l), 0);
     return l;
-}
-
-/* Runs fn(arg) on the loop thread and waits for it to finish. */
-typedef struct on_loop_call {
-    void (*fn)(void *arg);
-    void *arg;
-    int finished;
-} on_loop_call_t;
-
-static void on_loop_trampoline(void *arg)
-{
-    on_loop_call_t *c = arg;
-    c->fn(c->arg);
-    bump(&c->finished);
-}
-
-static void run_on_loop(hr_dloop_t *l, void (*fn)(void *arg), void *arg)
-{
-    on_loop_call_t c = {fn, arg, 0};
-    assert_int_equal(hr_dloop_post(l, on_loop_trampoline, &c), 0);
-    assert_true(wait_ge(&c.finished, 1, WAIT_MS));
-}
-
-typedef struct inspect {
-    hr_dloop_t *l;
-    hr_dloop_stats_t st;
-} inspect_t;
-
-static void inspect_on_loop(void *arg)
-{
-    inspect_t *in = arg;
-    hr_dloop_validate(in->l);
-    hr_dloop_stats(in->l, &in->st);
-}
-
-/* hr_dloop_validate, then the stats, on the loop thread. */
-static hr_dloop_stats_t inspect(hr_dloop_t *l)
-{
-    inspect_t in = {l, {0}};
-    run_on_loop(l, inspect_on_loop, &in);
-    return in.st;
 }
 
 /* Submits requests [0, n) from the loop thread, in one task (one loop iteration), then
